@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `make run`: local broker + one worker + simulated traffic; Ctrl-C stops the worker and the
+# simulator (by PID). The broker keeps running until `make kafka-down`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export O2C_BOOTSTRAP_SERVERS=${O2C_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
+export O2C_WEB_PORT=${O2C_WEB_PORT:-6066}
+ORDERS=${ORDERS:-5000}
+RATE=${RATE:-200}
+RUN=.cache/run
+mkdir -p "$RUN"
+
+if [ "$O2C_BOOTSTRAP_SERVERS" = "127.0.0.1:9092" ]; then
+  scripts/kafka.sh up
+fi
+.venv/bin/o2c topics create >/dev/null
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "stopped worker and simulator; the broker keeps running (make kafka-down stops it)"
+}
+trap cleanup EXIT INT TERM
+
+.venv/bin/o2c worker >"$RUN/worker.log" 2>&1 &
+pids+=($!)
+echo "worker PID $! (log: $RUN/worker.log)"
+for _ in $(seq 1 120); do
+  curl -fs "http://127.0.0.1:$O2C_WEB_PORT/ready" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+curl -fs "http://127.0.0.1:$O2C_WEB_PORT/ready" >/dev/null || { echo "worker did not become ready; see $RUN/worker.log"; exit 1; }
+
+.venv/bin/o2c simulate --orders "$ORDERS" --rate "$RATE" >"$RUN/simulate.log" 2>&1 &
+pids+=($!)
+cat <<MSG
+
+o2c-streams is running: broker $O2C_BOOTSTRAP_SERVERS, worker http://127.0.0.1:$O2C_WEB_PORT
+simulating $ORDERS orders at $RATE events/s (log: $RUN/simulate.log). Look at:
+  curl -s http://127.0.0.1:$O2C_WEB_PORT/ready
+  curl -s http://127.0.0.1:$O2C_WEB_PORT/metrics | grep o2c_
+  .venv/bin/o2c consume o2c.orders --from-beginning --max 5
+  .venv/bin/o2c consume o2c.inventory --from-beginning --max 5
+Ctrl-C stops the worker and the simulator.
+MSG
+wait "${pids[1]}" || true
+echo "simulation finished: $(tail -n 1 "$RUN/simulate.log")"
+echo "worker still running; Ctrl-C to stop"
+wait "${pids[0]}"

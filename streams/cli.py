@@ -1,0 +1,334 @@
+"""`o2c`: the command line source systems, downstream teams and operators use.
+
+Sub-commands: produce, consume, topics create, schemas check, simulate, worker.
+Exit codes: 0 success, 1 bad input or failed delivery, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from typing import IO
+
+from streams.settings import Settings, load_settings
+from streams.logs import configure_logging
+
+log = logging.getLogger("o2c.cli")
+
+
+class CliError(Exception):
+    """A user-facing error: printed as `o2c: <message>` with exit code 1."""
+
+
+# --------------------------------------------------------------------------- produce
+
+
+def read_events(stream: IO[str], role: str) -> list[tuple[str, dict]]:
+    """Parse and validate every line first, so invalid input produces nothing at all."""
+    from streams.flat import ValidationError, key_of, to_record
+
+    records: list[tuple[str, dict]] = []
+    for lineno, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            flat = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CliError(f"line {lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(flat, dict):
+            raise CliError(f"line {lineno}: expected a JSON object, got {type(flat).__name__}")
+        try:
+            records.append((key_of(role, flat), to_record(role, flat)))
+        except ValidationError as exc:
+            raise CliError(f"line {lineno}: {exc}") from None
+    return records
+
+
+class Delivery:
+    """Produces encoded records with an idempotent producer and counts what the broker acked."""
+
+    def __init__(self, settings: Settings) -> None:
+        from confluent_kafka import Producer
+
+        from streams.codec import Codec
+
+        self.settings = settings
+        self.codec = Codec(settings)
+        self.producer = Producer(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 20,
+                "batch.size": 1_000_000,
+                "compression.type": "lz4",
+            }
+        )
+        self.delivered = 0
+        self.errors: list[str] = []
+
+    def _on_delivery(self, err, _msg) -> None:  # noqa: ANN001 - confluent callback
+        if err is None:
+            self.delivered += 1
+        else:
+            self.errors.append(str(err))
+
+    def send(self, role: str, key: str, record: dict) -> None:
+        value = self.codec.encode(role, record)
+        topic = self.settings.topic(role)
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key.encode(), on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                self.producer.poll(0.05)
+        self.producer.poll(0)
+
+    def close(self) -> None:
+        remaining = self.producer.flush(60)
+        if remaining:
+            self.errors.append(f"{remaining} records still unacknowledged after 60 s")
+        if self.errors:
+            raise CliError(f"delivery failed for {len(self.errors)} records: {self.errors[0]}")
+
+
+def ensure_topic_exists(settings: Settings, role: str) -> None:
+    from streams.topics import admin
+
+    topic = settings.topic(role)
+    if topic not in admin(settings).list_topics(timeout=10).topics:
+        raise CliError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}; run `o2c topics create`")
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    role = resolve_role(settings, args.topic)
+    if role == "dlq":
+        raise CliError("the dead-letter topic holds raw records; use `o2c dlq replay` instead")
+    source = sys.stdin if args.file in (None, "-") else open(args.file, encoding="utf-8")
+    with source:
+        records = read_events(source, role)
+    ensure_topic_exists(settings, role)
+    started = time.perf_counter()
+    delivery = Delivery(settings)
+    for key, record in records:
+        delivery.send(role, key, record)
+    delivery.close()
+    elapsed = time.perf_counter() - started
+    rate = delivery.delivered / elapsed if elapsed > 0 else 0.0
+    print(f"produced {delivery.delivered} events to {settings.topic(role)} in {elapsed:.2f} s ({rate:,.0f}/s)")
+    return 0
+
+
+def resolve_role(settings: Settings, topic: str) -> str:
+    from streams.topics import UnknownTopic, role_of
+
+    try:
+        return role_of(settings, topic)
+    except UnknownTopic as exc:
+        raise CliError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- consume
+
+
+DLQ_HEADERS = ("error_class", "error_message", "source_topic", "source_partition", "source_offset")
+
+
+def describe_dead_letter(msg) -> dict:  # noqa: ANN001 - confluent Message
+    import base64
+
+    headers = {k: (v.decode("utf-8", "replace") if v is not None else None) for k, v in (msg.headers() or [])}
+    out = {h: headers.get(f"o2c.{h}") for h in DLQ_HEADERS}
+    out["value_base64"] = base64.b64encode(msg.value() or b"").decode()
+    return out
+
+
+def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+    from streams.codec import CodecError, Codec
+    from streams.flat import to_flat
+
+    role = resolve_role(settings, args.topic)
+    topic = settings.topic(role)
+    codec = Codec(settings)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"o2c-cli-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": False,
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        consumer.close()
+        raise CliError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
+    start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
+    consumer.assign([TopicPartition(topic, p, start) for p in sorted(metadata.partitions)])
+    printed = failures = 0
+    idle_since = time.monotonic()
+    try:
+        while args.max is None or printed < args.max:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                if args.timeout is not None and time.monotonic() - idle_since >= args.timeout:
+                    break
+                continue
+            idle_since = time.monotonic()
+            if msg.error():
+                raise CliError(f"consume failed: {msg.error()}")
+            if role == "dlq":
+                out = describe_dead_letter(msg)
+            else:
+                try:
+                    out = to_flat(role, codec.decode(role, msg.value()))
+                except CodecError as exc:
+                    failures += 1
+                    print(
+                        f"o2c: {topic} partition {msg.partition()} offset {msg.offset()}: "
+                        f"undecodable record: {exc}",
+                        file=sys.stderr,
+                    )
+                    continue
+            if args.meta:
+                key = msg.key()
+                out = {
+                    "_key": key.decode("utf-8", "replace") if key is not None else None,
+                    "_partition": msg.partition(),
+                    "_offset": msg.offset(),
+                    **out,
+                }
+            sys.stdout.write(json.dumps(out, separators=(",", ":")) + "\n")
+            printed += 1
+    finally:
+        consumer.close()
+        sys.stdout.flush()
+    if failures:
+        print(f"o2c: {failures} undecodable records on {topic}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- topics / schemas
+
+
+def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.topics import create_topics
+
+    for name, state in create_topics(settings, args.partitions, args.replication_factor).items():
+        print(f"{name}\t{state}")
+    return 0
+
+
+def cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.schema_check import main as check_main
+
+    return check_main([str(args.schemas_dir or settings.schemas_dir)])
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.simulate import SimulationConfig, generate, rate_limited, summary
+    from streams.flat import key_of, to_record
+
+    config = SimulationConfig(orders=args.orders, seed=args.seed)
+    for role in ("orders", "shipments", "payments", "inventory"):
+        ensure_topic_exists(settings, role)
+    delivery = Delivery(settings)
+    counted: list = []
+    started = time.perf_counter()
+    for sim in rate_limited(generate(config), args.rate):
+        delivery.send(sim.role, key_of(sim.role, sim.event), to_record(sim.role, sim.event))
+        counted.append(sim)
+    delivery.close()
+    elapsed = time.perf_counter() - started
+    rate = delivery.delivered / elapsed if elapsed > 0 else 0.0
+    for line in summary(counted):
+        print(line)
+    print(f"simulated {delivery.delivered} events for {args.orders} orders in {elapsed:.2f} s ({rate:,.0f}/s)")
+    return 0
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.app import run_worker
+
+    return run_worker(settings)
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="o2c", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("produce", help="produce JSON-lines events (validated first) to a topic")
+    p.add_argument("topic", help="topic name (o2c.orders) or role (orders)")
+    p.add_argument("file", nargs="?", help="JSON-lines file, or - for stdin (default)")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("consume", help="print a topic's records as JSON lines")
+    p.add_argument("topic")
+    p.add_argument("--from-beginning", action="store_true", help="start at the earliest offset")
+    p.add_argument("--max", type=int, help="stop after N records")
+    p.add_argument("--timeout", type=float, help="stop after SECONDS without a new record")
+    p.add_argument("--meta", action="store_true", help="add _key, _partition and _offset")
+    p.set_defaults(func=cmd_consume)
+
+    p = sub.add_parser("topics", help="manage topics")
+    tsub = p.add_subparsers(dest="topics_command", required=True)
+    t = tsub.add_parser("create", help="create every topic of SPEC §1")
+    t.add_argument("--partitions", type=int)
+    t.add_argument("--replication-factor", type=int)
+    t.set_defaults(func=cmd_topics_create)
+
+    p = sub.add_parser("schemas", help="schema tools")
+    ssub = p.add_subparsers(dest="schemas_command", required=True)
+    s = ssub.add_parser("check", help="fail if a schema change breaks reading released data")
+    s.add_argument("--schemas-dir")
+    s.set_defaults(func=cmd_schemas_check)
+
+    p = sub.add_parser("simulate", help="produce a realistic, deterministic event stream")
+    p.add_argument("--orders", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=None, help="events per second (default: unlimited)")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("worker", help="start a stream-processing worker")
+    p.add_argument("--web-port", type=int, help="overrides O2C_WEB_PORT")
+    p.add_argument("--data-dir", help="overrides O2C_DATA_DIR")
+    p.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    overrides = {}
+    if getattr(args, "web_port", None):
+        overrides["web_port"] = args.web_port
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    settings = load_settings(**overrides)
+    configure_logging(settings.log_level)
+    try:
+        return args.func(args, settings)
+    except CliError as exc:
+        print(f"o2c: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

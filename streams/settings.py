@@ -1,0 +1,67 @@
+"""The one settings object of o2c-streams: every knob is an `O2C_*` environment variable.
+
+Defaults fit the local single-node broker that `make kafka-up` starts, so a fresh
+clone runs with no configuration at all.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="O2C_", extra="ignore", frozen=True)
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated."
+    )
+    topic_prefix: str = Field(
+        "o2c.", description="Prefix of every topic name: `o2c.` gives `o2c.orders`."
+    )
+    partitions: int = Field(4, ge=1, description="Partitions of the topics the app creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    app_id: str = Field(
+        "o2c-streams",
+        description="Faust application id: consumer group and internal topic prefix.",
+    )
+    web_host: str = Field("127.0.0.1", description="Interface the worker's HTTP API binds to.")
+    web_port: int = Field(6066, description="Port of the worker's HTTP API.")
+    web_canonical_url: str | None = Field(
+        None,
+        description="URL other workers use to reach this one (default http://web_host:web_port).",
+    )
+    data_dir: Path = Field(
+        REPO_ROOT / "data", description="Directory for RocksDB tables and worker state."
+    )
+    schemas_dir: Path = Field(
+        REPO_ROOT / "schemas", description="Directory holding the `.avsc` event contracts."
+    )
+    schema_registry_url: str | None = Field(
+        None,
+        description="Confluent Schema Registry URL; when set, values use the Confluent wire "
+        "format instead of Avro single-object encoding. `mock://` works for tests.",
+    )
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
+        "exactly_once", description="Faust processing guarantee."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @cached_property
+    def canonical_url(self) -> str:
+        return self.web_canonical_url or f"http://{self.web_host}:{self.web_port}"
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a base name such as `orders` or `order-status`."""
+        return f"{self.topic_prefix}{name}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; explicit overrides win (used by tests and the CLI)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,59 @@
+"""Topic names of SPEC §1 and their creation on the broker."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.settings import Settings
+
+INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
+OUTPUT_ROLES = ("order-status", "atp", "sla-breaches", "exceptions", "dlq")
+ALL_ROLES = INPUT_ROLES + OUTPUT_ROLES
+
+
+class UnknownTopic(ValueError):
+    pass
+
+
+def role_of(settings: Settings, topic: str) -> str:
+    """Accept a full topic name (`o2c.orders`) or a bare role (`orders`); return the role."""
+    if topic.startswith(settings.topic_prefix) and topic[len(settings.topic_prefix):] in ALL_ROLES:
+        return topic[len(settings.topic_prefix):]
+    if topic in ALL_ROLES:
+        return topic
+    known = ", ".join(settings.topic(r) for r in ALL_ROLES)
+    raise UnknownTopic(f"unknown topic {topic!r}; known topics: {known}")
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+
+
+def create_topics(
+    settings: Settings, partitions: int | None = None, replication_factor: int | None = None
+) -> dict[str, str]:
+    """Create every SPEC §1 topic that does not exist yet; returns name -> created|exists."""
+    client = admin(settings)
+    existing = set(client.list_topics(timeout=10).topics)
+    wanted = [settings.topic(r) for r in ALL_ROLES]
+    result = {name: "exists" for name in wanted if name in existing}
+    new = [
+        NewTopic(
+            name,
+            num_partitions=partitions or settings.partitions,
+            replication_factor=replication_factor or settings.replication_factor,
+        )
+        for name in wanted
+        if name not in existing
+    ]
+    if new:
+        for name, future in client.create_topics(new, operation_timeout=30).items():
+            try:
+                future.result()
+                result[name] = "created"
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+                result[name] = "exists"
+    return {name: result[name] for name in wanted}
