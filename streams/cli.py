@@ -66,6 +66,9 @@ class Delivery:
                 "linger.ms": 20,
                 "batch.size": 1_000_000,
                 "compression.type": "lz4",
+                # Java's (and aiokafka's) murmur2 partitioner, not librdkafka's CRC32 default, so
+                # that records keyed by order_id land on the same partition whoever produced them.
+                "partitioner": "murmur2_random",
             }
         )
         self.delivered = 0
