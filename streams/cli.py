@@ -239,22 +239,21 @@ def cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.simulate import SimulationConfig, generate, rate_limited, summary
     from streams.flat import key_of, to_record
+    from streams.simulate import SimulationConfig, Summary, generate, rate_limited
 
     config = SimulationConfig(orders=args.orders, seed=args.seed)
     for role in ("orders", "shipments", "payments", "inventory"):
         ensure_topic_exists(settings, role)
     delivery = Delivery(settings)
-    counted: list = []
+    counts = Summary()
     started = time.perf_counter()
-    for sim in rate_limited(generate(config), args.rate):
+    for sim in counts.tap(rate_limited(generate(config), args.rate)):
         delivery.send(sim.role, key_of(sim.role, sim.event), to_record(sim.role, sim.event))
-        counted.append(sim)
     delivery.close()
     elapsed = time.perf_counter() - started
     rate = delivery.delivered / elapsed if elapsed > 0 else 0.0
-    for line in summary(counted):
+    for line in counts:
         print(line)
     print(f"simulated {delivery.delivered} events for {args.orders} orders in {elapsed:.2f} s ({rate:,.0f}/s)")
     return 0
