@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterable
 from typing import IO
 
-from streams.settings import Settings, load_settings
 from streams.logs import configure_logging
+from streams.settings import Settings, load_settings
 
 log = logging.getLogger("o2c.cli")
 
@@ -153,7 +153,7 @@ def describe_dead_letter(msg) -> dict:  # noqa: ANN001 - confluent Message
 def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
-    from streams.codec import CodecError, Codec
+    from streams.codec import Codec, CodecError
     from streams.flat import to_flat
 
     role = resolve_role(settings, args.topic)

@@ -119,10 +119,11 @@ def test_undecodable_bytes_on_consume_are_reported_and_skipped(kafka_env):
     records, done = consume_all(kafka_env, topic)
     assert done.returncode == 1
     assert [r["event_type"] for r in records] == ["OrderAccepted"]
-    lines = [line for line in done.stderr.splitlines() if "undecodable record" in line]
+    lines = [line for line in done.stderr.splitlines() if "undecodable record:" in line]
     assert len(lines) == 2
     assert f"{topic} partition 0 offset 0: undecodable record" in lines[0]
     assert f"{topic} partition 0 offset 1: undecodable record" in lines[1]
+    assert f"o2c: 2 undecodable records on {topic}" in done.stderr
 
 
 def test_topics_create_is_idempotent(kafka_env):
