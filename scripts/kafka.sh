@@ -98,6 +98,12 @@ up() {
     log "already running (PID $(cat "$PIDFILE")) on 127.0.0.1:$PORT"
     return 0
   fi
+  for port in "$PORT" "$CONTROLLER_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      log "port $port on 127.0.0.1 is already in use; set KAFKA_PORT (and KAFKA_CONTROLLER_PORT)"
+      exit 1
+    fi
+  done
   [ "${KAFKA_FRESH:-0}" = 1 ] && rm -rf "$STATE"
   write_config
   local cp="$LIBS/*"
