@@ -7,7 +7,7 @@
 #   scripts/kafka.sh status  say whether the recorded PID is alive
 #
 # Environment: KAFKA_VERSION (pinned below, see docs/kafka.md), KAFKA_PORT (9092),
-# KAFKA_CONTROLLER_PORT (KAFKA_PORT+10000), KAFKA_STATE_DIR (.cache/kafka-run-<port>),
+# KAFKA_CONTROLLER_PORT (KAFKA_PORT+1), KAFKA_STATE_DIR (.cache/kafka-run-<port>),
 # KAFKA_HEAP (512m), KAFKA_FRESH=1 wipes the state dir before starting.
 set -euo pipefail
 
@@ -17,7 +17,7 @@ SCALA_VERSION=2.13
 LOG4J_VERSION=2.24.3
 SLF4J_VERSION=2.0.17
 PORT=${KAFKA_PORT:-9092}
-CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((PORT + 10000))}
+CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}
 CACHE="$ROOT/.cache"
 LIBS="$CACHE/kafka/$KAFKA_VERSION/libs"
 STATE=${KAFKA_STATE_DIR:-$CACHE/kafka-run-$PORT}

@@ -14,8 +14,11 @@ import time
 from collections.abc import Iterable
 from typing import IO
 
+from confluent_kafka import KafkaException
+
 from streams.logs import configure_logging
 from streams.settings import Settings, load_settings
+from streams.topics import client_config
 
 log = logging.getLogger("o2c.cli")
 
@@ -59,17 +62,19 @@ class Delivery:
         self.settings = settings
         self.codec = Codec(settings)
         self.producer = Producer(
-            {
-                "bootstrap.servers": settings.bootstrap_servers,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 20,
-                "batch.size": 1_000_000,
-                "compression.type": "lz4",
-                # Java's (and aiokafka's) murmur2 partitioner, not librdkafka's CRC32 default, so
-                # that records keyed by order_id land on the same partition whoever produced them.
-                "partitioner": "murmur2_random",
-            }
+            client_config(
+                settings,
+                **{
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 20,
+                    "batch.size": 1_000_000,
+                    "compression.type": "lz4",
+                    # Java's (and aiokafka's) murmur2 partitioner, not librdkafka's CRC32 default, so
+                    # that records keyed by order_id land on the same partition whoever produced them.
+                    "partitioner": "murmur2_random",
+                },
+            )
         )
         self.delivered = 0
         self.errors: list[str] = []
@@ -104,7 +109,9 @@ def ensure_topic_exists(settings: Settings, role: str) -> None:
 
     topic = settings.topic(role)
     if topic not in admin(settings).list_topics(timeout=10).topics:
-        raise CliError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}; run `o2c topics create`")
+        raise CliError(
+            f"topic {topic!r} does not exist on {settings.bootstrap_servers}; run `o2c topics create`"
+        )
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
@@ -122,7 +129,9 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     delivery.close()
     elapsed = time.perf_counter() - started
     rate = delivery.delivered / elapsed if elapsed > 0 else 0.0
-    print(f"produced {delivery.delivered} events to {settings.topic(role)} in {elapsed:.2f} s ({rate:,.0f}/s)")
+    print(
+        f"produced {delivery.delivered} events to {settings.topic(role)} in {elapsed:.2f} s ({rate:,.0f}/s)"
+    )
     return 0
 
 
@@ -160,13 +169,15 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     topic = settings.topic(role)
     codec = Codec(settings)
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"o2c-cli-{time.time_ns()}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": False,
-        }
+        client_config(
+            settings,
+            **{
+                "group.id": f"o2c-cli-{time.time_ns()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": False,
+            },
+        )
     )
     metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
     if metadata is None or metadata.error is not None or not metadata.partitions:
@@ -255,7 +266,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     rate = delivery.delivered / elapsed if elapsed > 0 else 0.0
     for line in counts:
         print(line)
-    print(f"simulated {delivery.delivered} events for {args.orders} orders in {elapsed:.2f} s ({rate:,.0f}/s)")
+    print(
+        f"simulated {delivery.delivered} events for {args.orders} orders in {elapsed:.2f} s ({rate:,.0f}/s)"
+    )
     return 0
 
 
@@ -323,10 +336,15 @@ def main(argv: Iterable[str] | None = None) -> int:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
     configure_logging(settings.log_level)
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("librdkafka").setLevel(logging.CRITICAL)
     try:
         return args.func(args, settings)
     except CliError as exc:
         print(f"o2c: {exc}", file=sys.stderr)
+        return 1
+    except KafkaException as exc:
+        print(f"o2c: Kafka at {settings.bootstrap_servers} failed: {exc.args[0].str()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -18,16 +20,26 @@ class UnknownTopic(ValueError):
 
 def role_of(settings: Settings, topic: str) -> str:
     """Accept a full topic name (`o2c.orders`) or a bare role (`orders`); return the role."""
-    if topic.startswith(settings.topic_prefix) and topic[len(settings.topic_prefix):] in ALL_ROLES:
-        return topic[len(settings.topic_prefix):]
+    if topic.startswith(settings.topic_prefix) and topic[len(settings.topic_prefix) :] in ALL_ROLES:
+        return topic[len(settings.topic_prefix) :]
     if topic in ALL_ROLES:
         return topic
     known = ", ".join(settings.topic(r) for r in ALL_ROLES)
     raise UnknownTopic(f"unknown topic {topic!r}; known topics: {known}")
 
 
+def client_config(settings: Settings, **extra: object) -> dict[str, object]:
+    """Common confluent-kafka config: librdkafka's own log lines go to the `librdkafka` logger
+    (quiet unless debugging) instead of flooding stderr while a broker is unreachable."""
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "logger": logging.getLogger("librdkafka"),
+        **extra,
+    }
+
+
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    return AdminClient(client_config(settings))
 
 
 def create_topics(
