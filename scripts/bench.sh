@@ -1,5 +1,17 @@
 #!/usr/bin/env bash
-# `make bench`: throughput benchmarks against a real local broker (filled by the order-status issue).
+# `make bench`: throughput benchmarks against a private local broker (unless O2C_BOOTSTRAP_SERVERS
+# points at one), each printed with its command and a same-run baseline ratio.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-echo "benchmarks: not yet (the order agent benchmark arrives with the order-status issue)"
+
+if [ -z "${O2C_BOOTSTRAP_SERVERS:-}" ]; then
+  export KAFKA_PORT=${O2C_BENCH_KAFKA_PORT:-19192}
+  export KAFKA_STATE_DIR="$PWD/.cache/kafka-bench"
+  export KAFKA_FRESH=1
+  trap 'scripts/kafka.sh down' EXIT
+  scripts/kafka.sh up
+  export O2C_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
+fi
+PY=.venv/bin/python
+$PY -m scripts.bench produce --events "${BENCH_EVENTS:-100000}"
+$PY -m scripts.bench simulate --orders "${BENCH_ORDERS:-10000}"

@@ -115,7 +115,7 @@ up() {
       || { cat "$STATE/format.log" >&2; exit 1; }
   fi
   log "starting Apache Kafka $KAFKA_VERSION on 127.0.0.1:$PORT (state in $STATE)"
-  nohup java -Xms"${KAFKA_HEAP:-512m}" -Xmx"${KAFKA_HEAP:-512m}" -XX:+UseG1GC \
+  setsid nohup java -Xms"${KAFKA_HEAP:-512m}" -Xmx"${KAFKA_HEAP:-512m}" -XX:+UseG1GC \
     -Dlog4j2.configurationFile="$STATE/log4j2.properties" -Djava.awt.headless=true \
     -cp "$cp" kafka.Kafka "$STATE/server.properties" >"$STATE/stdout.log" 2>&1 &
   echo $! >"$PIDFILE"

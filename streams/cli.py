@@ -201,7 +201,7 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
                 out = describe_dead_letter(msg)
             else:
                 try:
-                    out = to_flat(role, codec.decode(role, msg.value()))
+                    out = to_flat(role, codec.decode(role, msg.value()), iso_timestamps=not args.epoch_millis)
                 except CodecError as exc:
                     failures += 1
                     print(
@@ -299,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, help="stop after N records")
     p.add_argument("--timeout", type=float, help="stop after SECONDS without a new record")
     p.add_argument("--meta", action="store_true", help="add _key, _partition and _offset")
+    p.add_argument(
+        "--epoch-millis", action="store_true", help="print timestamps as epoch ms, not ISO-8601"
+    )
     p.set_defaults(func=cmd_consume)
 
     p = sub.add_parser("topics", help="manage topics")

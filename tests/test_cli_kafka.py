@@ -50,7 +50,9 @@ def test_produce_then_consume_every_event_type(kafka_env, role):
     for record in records:
         assert record["_key"] == record[key_field]
         assert record["_partition"] in (0, 1)
-    expected = sorted((to_flat(role, to_record(role, e)) for e in events), key=lambda e: e["event_id"])
+    expected = sorted(
+        (to_flat(role, to_record(role, e), iso_timestamps=True) for e in events), key=lambda e: e["event_id"]
+    )
     got = sorted(({k: v for k, v in r.items() if not k.startswith("_")} for r in records), key=lambda e: e["event_id"])
     assert got == expected
 
@@ -59,9 +61,21 @@ def test_produce_reads_stdin_and_max_limits_consume(kafka_env):
     events = examples_for("orders")
     produced = kafka_env.o2c("produce", "orders", "-", input=jsonl(events))
     assert produced.returncode == 0, produced.stderr
-    records, done = consume_all(kafka_env, kafka_env.settings.topic("orders"), "--max", "2")
+    records, done = consume_all(kafka_env, kafka_env.settings.topic("orders"), "--max", "2", "--epoch-millis")
     assert done.returncode == 0
     assert len(records) == 2
+    assert all(isinstance(r["occurred_at"], int) for r in records)
+
+
+def test_consumed_json_lines_can_be_produced_again(kafka_env):
+    """ISO timestamps printed by consume are accepted by produce: a topic can be copied."""
+    events = examples_for("payments")
+    assert kafka_env.o2c("produce", "payments", "-", input=jsonl(events)).returncode == 0
+    records, _ = consume_all(kafka_env, kafka_env.settings.topic("payments"))
+    assert all(r["occurred_at"].endswith("Z") for r in records)
+    again = kafka_env.o2c("produce", "payments", "-", input=jsonl(records))
+    assert again.returncode == 0, again.stderr
+    assert f"produced {len(events)} events" in again.stdout
 
 
 BAD_INPUTS = [
