@@ -6,8 +6,12 @@ import logging
 
 import faust
 
+from streams import eos
+from streams.codec import Codec
+from streams.orders import OrderAgent
 from streams.settings import Settings
 from streams.topics import ALL_ROLES
+from streams.web import register_views
 
 log = logging.getLogger("o2c.app")
 
@@ -23,13 +27,18 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
         web_host=settings.web_host,
         web_port=settings.web_port,
         canonical_url=settings.canonical_url,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
+        key_serializer="raw",  # every topic and changelog carries bytes we encode ourselves
+        value_serializer="raw",
+        broker_commit_interval=settings.commit_interval,
     )
-    app.o2c_settings = settings  # type: ignore[attr-defined]
+    if settings.processing_guarantee == "exactly_once":
+        eos.install(app)
     topics = {
         role: app.topic(
             settings.topic(role),
@@ -40,17 +49,17 @@ def create_app(settings: Settings) -> faust.App:
         )
         for role in ALL_ROLES
     }
-    app.o2c_topics = topics  # type: ignore[attr-defined]
+    gate = eos.CommitGate(app)
+    orders = OrderAgent(app, settings, Codec(settings), gate)
 
     @app.task
-    async def declare_topics() -> None:
-        """Create the SPEC §1 topics if missing, so a fresh cluster works out of the box."""
+    async def start() -> None:
+        """Create the SPEC §1 topics if missing and put the commit gate in place."""
         for topic in topics.values():
             await topic.maybe_declare()
+        gate.install()
 
-    from streams.web import register_views
-
-    register_views(app, settings)
+    register_views(app, settings, orders)
     return app
 
 

@@ -17,8 +17,9 @@ land in that partition's RocksDB store and changelog, and sends in its transacti
 
 from __future__ import annotations
 
+import asyncio
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,3 +65,63 @@ def acting_for(event: faust.EventT) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+class CommitGate:
+    """Keeps commits and batch processing apart, and flushes state stores inside each commit.
+
+    Faust commits on a timer, concurrently with agents. A commit that lands while a batch is
+    half processed would commit (in the transaction) records of events whose offsets are not
+    committed yet; a crash then repeats them. Here a batch, including its acks, runs under the
+    gate, and so does the commit, which first sends the stores' changelog records into the
+    transactions and, once committed, persists them locally.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.lock = asyncio.Lock()
+        self.stores: list[Any] = []
+        self._installed = False
+
+    def register(self, store: Any) -> None:
+        self.stores.append(store)
+
+    def processing(self) -> asyncio.Lock:
+        return self.lock
+
+    async def sender(self) -> Callable[..., Awaitable[Any]]:
+        """`send(topic, key, value, partition, headers=None)` through the right producer."""
+        producer = await self.app.maybe_start_producer()
+
+        async def send(
+            topic: str, key: bytes | None, value: bytes | None, partition: int | None, headers: Any = None
+        ) -> Any:
+            return await producer.send(topic, key, value, partition, None, headers)
+
+        return send
+
+    def install(self) -> None:
+        """Wrap the consumer's commit (call once the app has its consumer)."""
+        if self._installed:
+            return
+        consumer = self.app.consumer
+        original = consumer.commit
+
+        async def gated_commit(*args: Any, **kwargs: Any) -> bool:
+            async with self.lock:
+                send = await self.sender()
+                for store in self.stores:
+                    await store.flush_changelog(send)
+                try:
+                    committed = await original(*args, **kwargs)
+                except BaseException:
+                    for store in self.stores:
+                        store.discard()
+                    raise
+                if committed:
+                    for store in self.stores:
+                        await store.persist()
+                return committed
+
+        consumer.commit = gated_commit  # type: ignore[method-assign]
+        self._installed = True

@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
         "exactly_once", description="Faust processing guarantee."
     )
+    standby_replicas: int = Field(
+        1, ge=0, description="Standby replicas of each table partition kept by other workers."
+    )
+    commit_interval: float = Field(
+        1.0, gt=0, description="Seconds between commits (each commit is one Kafka transaction)."
+    )
+    batch_size: int = Field(1000, ge=1, description="Most events the order agent takes per batch.")
+    batch_window: float = Field(
+        0.05, gt=0, description="Seconds the order agent waits to fill a batch."
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     @cached_property

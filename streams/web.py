@@ -1,14 +1,32 @@
-"""HTTP API of every worker (SPEC §8): health, readiness, metrics and the OpenAPI description."""
+"""HTTP API of every worker (SPEC §8). Requests for keys another worker owns are routed to it;
+errors are JSON `{"error": ...}` with a 4xx status for bad requests, never a 500."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+import re
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 import faust
+from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.settings import Settings
+from tables.order import derive_status, to_view
+from tables.status import OrderStatus
+
+if TYPE_CHECKING:
+    from streams.orders import OrderAgent
+
+log = logging.getLogger("o2c.web")
+
+ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
+STATUSES = frozenset(v for k, v in vars(OrderStatus).items() if k.isupper())
+MAX_WAIT_SECONDS = 60.0
 
 
 def readiness(app: faust.App) -> dict[str, Any]:
@@ -25,7 +43,44 @@ def readiness(app: faust.App) -> dict[str, Any]:
     }
 
 
-def register_views(app: faust.App, settings: Settings) -> None:
+def error(view: View, code: int, message: str, **extra: Any) -> Response:
+    return view.json({"error": message, **extra}, status=code)
+
+
+def parse_wait(request: Request) -> tuple[str | None, float]:
+    """`?wait_for=STATUS&timeout=S`; raises ValueError with a user-facing message."""
+    wait_for = request.query.get("wait_for")
+    raw_timeout = request.query.get("timeout")
+    if wait_for is None:
+        if raw_timeout is not None:
+            raise ValueError("timeout is only meaningful with wait_for")
+        return None, 0.0
+    if wait_for not in STATUSES:
+        raise ValueError(f"wait_for must be one of {', '.join(sorted(STATUSES))}")
+    try:
+        timeout = float(raw_timeout) if raw_timeout is not None else 30.0
+    except ValueError:
+        raise ValueError(f"timeout must be a number of seconds, got {raw_timeout!r}") from None
+    if not 0 < timeout <= MAX_WAIT_SECONDS:
+        raise ValueError(f"timeout must be > 0 and <= {MAX_WAIT_SECONDS:g} seconds")
+    return wait_for, timeout
+
+
+def local_stats(orders: OrderAgent) -> dict[str, dict[str, int]]:
+    by_status: Counter[str] = Counter()
+    by_region: Counter[str] = Counter()
+    by_channel: Counter[str] = Counter()
+    for _, state in orders.store.items():
+        status = derive_status(state)
+        if status is None:
+            continue
+        by_status[status] += 1
+        by_region[state.region or "unknown"] += 1
+        by_channel[state.channel or "unknown"] += 1
+    return {"by_status": dict(by_status), "by_region": dict(by_region), "by_channel": dict(by_channel)}
+
+
+def register_views(app: faust.App, settings: Settings, orders: OrderAgent) -> None:
     @app.page("/health")
     async def health(self: View, request: Request) -> Response:
         return self.json({"status": "ok", "worker": settings.canonical_url})
@@ -44,3 +99,60 @@ def register_views(app: faust.App, settings: Settings) -> None:
         from streams.openapi import openapi_document
 
         return self.json(openapi_document())
+
+    @app.page("/orders/{order_id}")
+    async def order(self: View, request: Request, order_id: str) -> Response:
+        if not ORDER_ID.match(order_id):
+            return error(self, 400, "order_id must be 1-64 characters of letters, digits and . _ : -")
+        try:
+            wait_for, timeout = parse_wait(request)
+        except ValueError as exc:
+            return error(self, 400, str(exc))
+        try:
+            return await app.router.route_req(orders.table.name, order_id, self.web, request)
+        except SameNode:
+            pass
+        deadline = time.monotonic() + timeout
+        while True:
+            state = orders.lookup(order_id)
+            status = derive_status(state) if state is not None else None
+            if wait_for is None or status == wait_for:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await orders.watchers.wait(order_id, remaining):
+                body = {"order_id": order_id, "status": status, "wait_for": wait_for}
+                return error(self, 408, f"order did not reach {wait_for} within {timeout:g} s", **body)
+        if state is None or status is None:
+            return error(self, 404, f"unknown order {order_id!r}")
+        return self.json(to_view(state))
+
+    @app.page("/stats/local")
+    async def stats_local(self: View, request: Request) -> Response:
+        return self.json(local_stats(orders))
+
+    @app.page("/stats")
+    async def stats(self: View, request: Request) -> Response:
+        """Sum of every worker's `/stats/local` (each counts its own active partitions)."""
+        hosts = set(app.router.table_metadata(orders.table.name)) - {settings.canonical_url}
+        parts = [local_stats(orders)]
+        replies = await asyncio.gather(
+            *(fetch_json(app, f"{h}/stats/local") for h in sorted(hosts)), return_exceptions=True
+        )
+        failed = [h for h, r in zip(sorted(hosts), replies) if isinstance(r, BaseException)]
+        parts += [r for r in replies if not isinstance(r, BaseException)]
+        total: dict[str, Counter[str]] = {k: Counter() for k in ("by_status", "by_region", "by_channel")}
+        for part in parts:
+            for k, counts in part.items():
+                total[k].update(counts)
+        body: dict[str, Any] = {k: dict(v) for k, v in total.items()}
+        body["orders"] = sum(total["by_status"].values())
+        body["workers"] = len(parts)
+        if failed:
+            body["unreachable_workers"] = failed
+        return self.json(body)
+
+
+async def fetch_json(app: faust.App, url: str) -> Any:
+    async with app.http_client.get(url) as response:
+        response.raise_for_status()
+        return await response.json()

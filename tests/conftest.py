@@ -72,3 +72,6 @@ def kafka_env(bootstrap_servers: str, tmp_path: Path) -> Env:
     )
     create_topics(settings)
     return Env(settings=settings, env=env, tmp=tmp_path)
+
+
+from tests.harness import workers  # noqa: E402,F401  (fixture re-exported for every test module)

@@ -1,0 +1,126 @@
+"""The order agent: one stream over the co-partitioned orders, shipments and payments topics,
+joined into one `OrderState` per order (tables.order) kept in a RocksDB table.
+
+Per batch (`stream.take_events`), under the commit gate:
+  decode -> apply_event -> send exceptions / status events / dead letters -> remember the state.
+States are written once per key per commit by the write-behind store (streams/state_store.py),
+and every record this batch sends joins the transaction of the partition its event came from.
+A status event is sent per changing event (not per batch), so `seq` is 1, 2, 3... per order
+whatever the batching.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from streams.codec import Codec, CodecError
+from streams.deadletter import dead_letter
+from streams.eos import CommitGate, acting_for
+from streams.flat import to_flat
+from streams.metrics import METRICS
+from streams.settings import Settings
+from streams.state_store import WriteBehindStore
+from streams.watch import Watchers
+from tables.order import InvalidEvent, OrderState, apply_event, status_event
+
+log = logging.getLogger("o2c.orders")
+
+ORDER_ROLES = ("orders", "shipments", "payments")
+
+
+class KeyMismatch(CodecError):
+    """The record's order_id differs from the Kafka key: it sits on the wrong partition."""
+
+
+class OrderAgent:
+    def __init__(self, app: faust.App, settings: Settings, codec: Codec, gate: CommitGate) -> None:
+        self.app = app
+        self.settings = settings
+        self.codec = codec
+        self.gate = gate
+        self.watchers = Watchers()
+        self.role_of_topic = {settings.topic(role): role for role in ORDER_ROLES}
+        self.status_topic = settings.topic("order-status")
+        self.exceptions_topic = settings.topic("exceptions")
+        self.table = app.Table(
+            "orders",
+            partitions=settings.partitions,
+            help="OrderState bytes by order_id",
+        )
+        # Faust picks JSON for tables without model types; the values are our own bytes.
+        self.table.key_serializer = self.table.value_serializer = "raw"
+        self.table.changelog_topic = self.table._new_changelog_topic()  # rebuilt with raw serializers
+        self.store: WriteBehindStore[OrderState] = WriteBehindStore(
+            self.table, decode=OrderState.from_bytes, encode=OrderState.to_bytes
+        )
+        gate.register(self.store)
+        self.source = app.topic(
+            *self.role_of_topic,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        app.agent(self.source, name="o2c.orders")(self.process)
+
+    async def process(self, stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(self.settings.batch_size, within=self.settings.batch_window):
+            async with self.gate.processing():
+                await self.process_batch(batch)
+                for event in batch:
+                    await stream.ack(event)
+
+    async def process_batch(self, batch: Sequence[faust.EventT]) -> None:
+        send = await self.gate.sender()
+        now = int(time.time() * 1000)
+        for event in batch:
+            message = event.message
+            with acting_for(event):
+                try:
+                    await self.apply(send, message.partition, self.decode(message), now)
+                except (CodecError, InvalidEvent) as exc:
+                    await dead_letter(send, self.settings, message, exc)
+
+    def decode(self, message: Any) -> dict[str, Any]:
+        role = self.role_of_topic[message.topic]
+        flat = to_flat(role, self.codec.decode(role, message.value))
+        key = message.key.decode("utf-8", "replace") if message.key is not None else None
+        if key != flat["order_id"]:
+            raise KeyMismatch(f"record key {key!r} does not match order_id {flat['order_id']!r}")
+        METRICS.events_in.labels(role, flat["event_type"]).inc()
+        return flat
+
+    async def apply(self, send: Any, partition: int, flat: dict[str, Any], now: int) -> None:
+        order_id = flat["order_id"]
+        key = order_id.encode()
+        state = self.store.get(partition, key) or OrderState(order_id)
+        outcome = apply_event(state, flat, now=now)
+        if outcome.duplicate:
+            METRICS.duplicates.inc()
+            return
+        for exc in outcome.exceptions:
+            record = exc.to_dict()
+            await send(self.exceptions_topic, key, self.codec.encode("exceptions", record), None)
+            METRICS.business_exceptions.labels(exc.code).inc()
+            log.info("business exception order_id=%s code=%s: %s", order_id, exc.code, exc.detail)
+        if outcome.publish:
+            previous = state.last_status
+            record = status_event(state, flat, emitted_at=int(time.time() * 1000))
+            await send(self.status_topic, key, self.codec.encode("order-status", record), None)
+            METRICS.status_changes.labels(record["status"]).inc()
+            if record["status"] != previous:
+                log.info(
+                    "order_id=%s status %s -> %s seq=%d", order_id, previous, record["status"], record["seq"]
+                )
+            self.watchers.notify(order_id)
+        if outcome.changed:
+            self.store.put(partition, key, state)
+
+    # ------------------------------------------------------------------ queries
+
+    def lookup(self, order_id: str) -> OrderState | None:
+        return self.store.lookup(order_id.encode())

@@ -1,0 +1,145 @@
+"""A write-behind layer over a Faust RocksDB table: state changes reach the changelog and RocksDB
+once per key per commit, inside the commit, instead of once per event.
+
+Why not `table[key] = value` per event:
+- speed: Faust sends one changelog record per write (40-60 µs each); an order touched by ten
+  events in a commit interval needs one record, not ten (Quix Streams batches the same way);
+- exactly-once: Faust queues changelog records in a buffer that its transaction commit does not
+  flush, and writes RocksDB immediately. After a SIGKILL the local store can then hold writes
+  whose transaction was aborted (and a committed offset can miss its changelog record), so a
+  restarted worker would skip or double-apply events.
+
+Here, between commits, changed values live in memory (`dirty`). `flush_changelog` sends them to
+the changelog inside each partition's open transaction, just before the offsets are committed in
+the same transaction; only after the commit succeeded does `persist` write them to RocksDB,
+together with the changelog offset, in one atomic write batch. A crash at any point leaves
+RocksDB at or behind the last committed transaction, and Faust's recovery replays the committed
+changelog tail from the persisted offset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+import faust
+from faust.types import TP
+from rocksdict import WriteBatch
+
+log = logging.getLogger("o2c.state")
+
+V = TypeVar("V")
+
+
+class WriteBehindStore(Generic[V]):
+    """Per-partition cache of decoded values over a RocksDB-backed Faust table (raw bytes)."""
+
+    def __init__(
+        self,
+        table: faust.Table,
+        *,
+        decode: Callable[[bytes], V],
+        encode: Callable[[V], bytes],
+    ) -> None:
+        self.table = table
+        self.decode = decode
+        self.encode = encode
+        self.cache: dict[int, dict[bytes, V]] = {}
+        self.dirty: dict[int, set[bytes]] = {}
+        self._pending: dict[int, dict[bytes, bytes]] = {}
+        self._sent: list[tuple[int, Any]] = []
+
+    # ------------------------------------------------------------------ reads and writes
+
+    def get(self, partition: int, key: bytes) -> V | None:
+        """The current value: this commit interval's, else RocksDB's (decoded once, then cached)."""
+        cache = self.cache.setdefault(partition, {})
+        value = cache.get(key)
+        if value is None:
+            raw = self._db(partition).get(key)
+            if raw is None:
+                return None
+            value = cache[key] = self.decode(raw)
+        return value
+
+    def put(self, partition: int, key: bytes, value: V) -> None:
+        self.cache.setdefault(partition, {})[key] = value
+        self.dirty.setdefault(partition, set()).add(key)
+
+    def lookup(self, key: bytes) -> V | None:
+        """Read for queries (no partition known): cache first, then every local partition DB."""
+        for cache in self.cache.values():
+            value = cache.get(key)
+            if value is not None:
+                return value
+        raw = self.table.data._get_bucket_for_key(key)  # type: ignore[attr-defined]
+        return self.decode(raw[1]) if raw is not None else None
+
+    def items(self) -> Iterator[tuple[bytes, V]]:
+        """Every value held by this worker's active partitions (for statistics)."""
+        store = self.table.data
+        seen: set[bytes] = set()
+        for cache in self.cache.values():
+            for key, value in cache.items():
+                seen.add(key)
+                yield key, value
+        for partition, db in list(store._dbs.items()):  # type: ignore[attr-defined]
+            if not self._is_active(partition):
+                continue
+            for key, raw in db.items():
+                if key == store.offset_key or key in seen:  # type: ignore[attr-defined]
+                    continue
+                yield key, self.decode(raw)
+
+    # ------------------------------------------------------------------ commit protocol
+
+    async def flush_changelog(self, send: Callable[..., Any]) -> None:
+        """Send each dirty key's latest value to the changelog (inside the open transactions)."""
+        topic = self.table.changelog_topic.get_topic_name()
+        for partition, keys in self.dirty.items():
+            cache = self.cache[partition]
+            pending = self._pending.setdefault(partition, {})
+            for key in keys:
+                raw = pending[key] = self.encode(cache[key])
+                fut = await send(topic, key, raw, partition)
+                self._sent.append((partition, fut))
+        self.dirty.clear()
+
+    async def persist(self) -> None:
+        """After a successful commit: write flushed values and changelog offsets to RocksDB."""
+        offsets: dict[int, int] = {}
+        for partition, fut in self._sent:
+            metadata = await fut
+            offsets[partition] = max(offsets.get(partition, -1), metadata.offset)
+        store = self.table.data
+        for partition, values in self._pending.items():
+            batch = WriteBatch(raw_mode=True)
+            for key, raw in values.items():
+                batch.put(key, raw)
+            if partition in offsets:
+                batch.put(store.offset_key, str(offsets[partition]).encode())  # type: ignore[attr-defined]
+            self._db(partition).write(batch)
+            log.debug(
+                "persisted partition=%s keys=%d offset=%s", partition, len(values), offsets.get(partition)
+            )
+        self._pending.clear()
+        self._sent.clear()
+        self.cache.clear()  # bounded memory: next interval re-reads what it touches
+
+    def discard(self, partitions: set[int] | None = None) -> None:
+        """Forget uncommitted values (on revocation or a failed commit)."""
+        for store in (self.cache, self.dirty, self._pending):
+            for partition in list(store):
+                if partitions is None or partition in partitions:
+                    del store[partition]
+        self._sent = [(p, f) for p, f in self._sent if partitions is not None and p not in partitions]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _db(self, partition: int) -> Any:
+        return self.table.data._db_for_partition(partition)  # type: ignore[attr-defined]
+
+    def _is_active(self, partition: int) -> bool:
+        tp = TP(self.table.changelog_topic.get_topic_name(), partition)
+        return self.table.app.assignor.is_active(tp)

@@ -1,0 +1,193 @@
+"""Integration-test harness: real `o2c worker` processes (stopped by PID) and topic readers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from streams.codec import Codec
+from streams.flat import to_flat
+from streams.settings import Settings
+from streams.topics import client_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Worker:
+    """One `o2c worker` subprocess with its own data dir and web port."""
+
+    env: dict[str, str]
+    name: str
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Worker:
+        env = {**self.env, "O2C_WEB_PORT": str(self.port)}
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 90) -> Worker:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(
+                    f"worker {self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                if requests.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"worker {self.name} not ready after {timeout}s:\n{self.log_tail()}")
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(f"{self.url}{path}", timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM (clean shutdown), SIGKILL if it does not exit in time."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the exactly-once guarantee must survive."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def errors(self) -> list[str]:
+        """Log lines at ERROR/CRITICAL level or with a traceback."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return [
+            line
+            for line in text.splitlines()
+            if "[ERROR]" in line or "[CRITICAL]" in line or "Traceback" in line
+        ]
+
+
+class WorkerFactory:
+    """Creates workers for one test's isolated world and stops every one of them by PID."""
+
+    def __init__(self, env: dict[str, str], tmp: Path) -> None:
+        self.env = env
+        self.tmp = tmp
+        self.workers: list[Worker] = []
+
+    def __call__(self, name: str = "w1", **extra_env: str) -> Worker:
+        data_dir = self.tmp / f"data-{name}"
+        env = {**self.env, "O2C_DATA_DIR": str(data_dir), **extra_env}
+        worker = Worker(env=env, name=name, log_path=self.tmp / f"{name}.log")
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+def read_topic(
+    settings: Settings,
+    role: str,
+    *,
+    expect: int | None = None,
+    timeout: float = 30,
+    idle: float = 3,
+) -> list[dict]:
+    """Every committed record of a topic, decoded to the flat form, with `_key/_partition/_offset`.
+
+    Stops when `expect` records were read (then waits `idle` more seconds for extras), or after
+    `idle` seconds without records when `expect` is None, or at `timeout`.
+    """
+    codec = Codec(settings)
+    topic = settings.topic(role)
+    consumer = Consumer(
+        client_config(
+            settings,
+            **{
+                "group.id": f"test-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            },
+        )
+    )
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    records: list[dict] = []
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                enough = expect is None or len(records) >= expect
+                if enough and time.monotonic() - last >= idle:
+                    break
+                continue
+            if msg.error():
+                raise AssertionError(str(msg.error()))
+            last = time.monotonic()
+            if role == "dlq":
+                record = {"_value": msg.value(), "_headers": dict(msg.headers() or [])}
+            else:
+                record = to_flat(role, codec.decode(role, msg.value()))
+            record |= {
+                "_key": msg.key().decode() if msg.key() else None,
+                "_partition": msg.partition(),
+                "_offset": msg.offset(),
+            }
+            records.append(record)
+    finally:
+        consumer.close()
+    return records
+
+
+@pytest.fixture
+def workers(kafka_env) -> Iterator[WorkerFactory]:
+    factory = WorkerFactory(kafka_env.env, kafka_env.tmp)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
