@@ -16,5 +16,19 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def update_readme(path=REPO_ROOT / "README.md") -> None:
+    """Rewrite the table between the README's settings-table markers."""
+    start, end = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+    text = path.read_text()
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{settings_table()}\n{end}{tail}")
+
+
 if __name__ == "__main__":
-    print(settings_table())
+    import sys
+
+    if "--update" in sys.argv:
+        update_readme()
+    else:
+        print(settings_table())

@@ -11,7 +11,7 @@ def test_readme_settings_table_matches_settings_model():
     text = README.read_text()
     start = text.index("<!-- settings-table:start -->") + len("<!-- settings-table:start -->")
     end = text.index("<!-- settings-table:end -->")
-    assert text[start:end].strip() == settings_table()
+    assert text[start:end].strip() == settings_table(), "run: python -m scripts.settings_table --update"
 
 
 def test_readme_gives_the_two_commands():
