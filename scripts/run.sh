@@ -39,10 +39,11 @@ cat <<MSG
 
 o2c-streams is running: broker $O2C_BOOTSTRAP_SERVERS, worker http://127.0.0.1:$O2C_WEB_PORT
 simulating $ORDERS orders at $RATE events/s (log: $RUN/simulate.log). Look at:
-  curl -s http://127.0.0.1:$O2C_WEB_PORT/ready
-  curl -s http://127.0.0.1:$O2C_WEB_PORT/metrics | grep o2c_
-  .venv/bin/o2c consume o2c.orders --from-beginning --max 5
-  .venv/bin/o2c consume o2c.inventory --from-beginning --max 5
+  curl -s http://127.0.0.1:$O2C_WEB_PORT/stats
+  curl -s http://127.0.0.1:$O2C_WEB_PORT/orders/SO-1-000001
+  .venv/bin/o2c consume o2c.order-status --max 5
+  .venv/bin/o2c consume o2c.exceptions --from-beginning --max 5
+  curl -s http://127.0.0.1:$O2C_WEB_PORT/metrics | grep ^o2c_
 Ctrl-C stops the worker and the simulator.
 MSG
 wait "${pids[1]}" || true

@@ -1,6 +1,6 @@
 """`o2c`: the command line source systems, downstream teams and operators use.
 
-Sub-commands: produce, consume, topics create, schemas check, simulate, worker.
+Sub-commands: produce, consume, dlq replay, topics create, schemas check, simulate, worker.
 Exit codes: 0 success, 1 bad input or failed delivery, 2 usage error.
 """
 
@@ -147,14 +147,13 @@ def resolve_role(settings: Settings, topic: str) -> str:
 # --------------------------------------------------------------------------- consume
 
 
-DLQ_HEADERS = ("error_class", "error_message", "source_topic", "source_partition", "source_offset")
-
-
 def describe_dead_letter(msg) -> dict:  # noqa: ANN001 - confluent Message
     import base64
 
+    from streams.deadletter import ERROR_HEADERS, HEADER_PREFIX
+
     headers = {k: (v.decode("utf-8", "replace") if v is not None else None) for k, v in (msg.headers() or [])}
-    out = {h: headers.get(f"o2c.{h}") for h in DLQ_HEADERS}
+    out = {h: headers.get(f"{HEADER_PREFIX}{h}") for h in ERROR_HEADERS}
     out["value_base64"] = base64.b64encode(msg.value() or b"").decode()
     return out
 
@@ -229,6 +228,86 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def read_to_end(settings: Settings, topic: str):  # noqa: ANN201 - yields confluent Messages
+    """Every record of `topic` up to its end offsets at call time (read_committed)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(
+        client_config(
+            settings,
+            **{
+                "group.id": f"o2c-cli-{time.time_ns()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            },
+        )
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise CliError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
+        ends = {}
+        for p in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        while ends:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            if msg.error():
+                raise CliError(f"consume failed: {msg.error()}")
+            yield msg
+            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                ends.pop(msg.partition(), None)
+    finally:
+        consumer.close()
+
+
+def parse_position(spec: str) -> tuple[int, int]:
+    try:
+        partition, offset = (int(x) for x in spec.split(":"))
+    except ValueError:
+        raise CliError(f"--offset takes PARTITION:OFFSET, got {spec!r}") from None
+    return partition, offset
+
+
+def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Re-publish chosen dead letters to the topic they came from, with their original key and headers."""
+    from confluent_kafka import Producer
+
+    from streams.deadletter import HEADER_PREFIX
+
+    wanted = {parse_position(spec) for spec in args.offset} if args.offset else None
+    producer = Producer(
+        client_config(settings, **{"enable.idempotence": True, "partitioner": "murmur2_random"})
+    )
+    replayed = 0
+    for msg in read_to_end(settings, settings.topic("dlq")):
+        headers = {k: (v or b"").decode("utf-8", "replace") for k, v in (msg.headers() or [])}
+        if wanted is not None and (msg.partition(), msg.offset()) not in wanted:
+            continue
+        if args.error_class and headers.get(f"{HEADER_PREFIX}error_class") != args.error_class:
+            continue
+        source = headers.get(f"{HEADER_PREFIX}source_topic")
+        if source is None or (
+            args.source_topic and source != settings.topic(resolve_role(settings, args.source_topic))
+        ):
+            continue
+        original = [(k, v) for k, v in (msg.headers() or []) if not k.startswith(HEADER_PREFIX)]
+        replayed += 1
+        if args.dry_run:
+            print(f"would replay dlq partition {msg.partition()} offset {msg.offset()} -> {source}")
+            continue
+        producer.produce(source, key=msg.key(), value=msg.value(), headers=original)
+        producer.poll(0)
+    if producer.flush(60):
+        raise CliError("replay: some records were not acknowledged within 60 s")
+    print(f"{'would replay' if args.dry_run else 'replayed'} {replayed} dead letters")
+    return 0
+
+
 # --------------------------------------------------------------------------- topics / schemas
 
 
@@ -299,10 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, help="stop after N records")
     p.add_argument("--timeout", type=float, help="stop after SECONDS without a new record")
     p.add_argument("--meta", action="store_true", help="add _key, _partition and _offset")
-    p.add_argument(
-        "--epoch-millis", action="store_true", help="print timestamps as epoch ms, not ISO-8601"
-    )
+    p.add_argument("--epoch-millis", action="store_true", help="print timestamps as epoch ms, not ISO-8601")
     p.set_defaults(func=cmd_consume)
+
+    p = sub.add_parser("dlq", help="dead-letter tools")
+    dsub = p.add_subparsers(dest="dlq_command", required=True)
+    d = dsub.add_parser("replay", help="re-publish chosen dead letters to their source topic")
+    d.add_argument("--offset", action="append", help="PARTITION:OFFSET of a dead letter (repeatable)")
+    d.add_argument("--error-class", help="only dead letters with this error class")
+    d.add_argument("--source-topic", help="only dead letters that came from this topic")
+    d.add_argument("--dry-run", action="store_true", help="list what would be replayed")
+    d.set_defaults(func=cmd_dlq_replay)
 
     p = sub.add_parser("topics", help="manage topics")
     tsub = p.add_subparsers(dest="topics_command", required=True)

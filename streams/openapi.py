@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+STATUSES = (
+    "SUBMITTED", "ACCEPTED", "BACKORDERED", "PARTIALLY_ALLOCATED", "ALLOCATED", "PARTIALLY_SHIPPED",
+    "SHIPPED", "DELIVERED", "INVOICED", "PARTIALLY_PAID", "CLOSED", "ON_HOLD", "CANCELLED",
+)
 
 
 def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -29,6 +33,39 @@ PATHS: dict[str, Any] = {
         }
     },
     "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": _json("OpenAPI")}}},
+    "/orders/{order_id}": {
+        "get": {
+            "summary": "Full state of one order (routed to the worker that owns it).",
+            "parameters": [
+                {"name": "order_id", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:\\-]{0,63}$"}},
+                {"name": "wait_for", "in": "query", "required": False,
+                 "description": "Long-poll until the order reaches this status.",
+                 "schema": {"type": "string", "enum": list(STATUSES)}},
+                {"name": "timeout", "in": "query", "required": False,
+                 "description": "Seconds to wait with wait_for (default 30, at most 60).",
+                 "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 60}},
+            ],
+            "responses": {
+                "200": _json("the order: status, lines with quantity buckets, holds, amounts, milestones"),
+                "400": _json("malformed order_id, wait_for or timeout", ERROR),
+                "404": _json("unknown order", ERROR),
+                "408": _json("wait_for status not reached within timeout", ERROR),
+            },
+        }
+    },
+    "/stats": {
+        "get": {
+            "summary": "Orders by status, region and channel across all workers.",
+            "responses": {"200": _json("counts: by_status, by_region, by_channel, orders, workers")},
+        }
+    },
+    "/stats/local": {
+        "get": {
+            "summary": "The same counts for this worker's own partitions (used by /stats).",
+            "responses": {"200": _json("counts")},
+        }
+    },
 }
 
 

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.settings import Settings
 from tables.order import derive_status, to_view
-from tables.status import OrderStatus
+from streams.openapi import STATUSES as STATUS_LIST
 
 if TYPE_CHECKING:
     from streams.orders import OrderAgent
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("o2c.web")
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
-STATUSES = frozenset(v for k, v in vars(OrderStatus).items() if k.isupper())
+STATUSES = frozenset(STATUS_LIST)
 MAX_WAIT_SECONDS = 60.0
 
 

@@ -159,3 +159,50 @@ def test_simulate_fills_the_four_input_topics(kafka_env):
         assert records, f"no simulated events on {role}"
         seen += len(records)
     assert seen == total
+
+
+def test_dlq_replay_republishes_chosen_dead_letters(kafka_env):
+    settings = kafka_env.settings
+    source = settings.topic("orders")
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    for offset, (key, error_class) in enumerate([(b"SO-1", "DecodeError"), (b"SO-2", "KeyMismatch")]):
+        producer.produce(
+            settings.topic("dlq"),
+            key=key,
+            value=b"payload-" + key,
+            partition=0,
+            headers=[
+                ("trace", b"t-1"),
+                ("o2c.error_class", error_class.encode()),
+                ("o2c.error_message", b"bad"),
+                ("o2c.source_topic", source.encode()),
+                ("o2c.source_partition", b"0"),
+                ("o2c.source_offset", str(offset).encode()),
+            ],
+        )
+    producer.flush(10)
+
+    dry = kafka_env.o2c("dlq", "replay", "--error-class", "DecodeError", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [f"would replay dlq partition 0 offset 0 -> {source}", "would replay 1 dead letters"]
+
+    done = kafka_env.o2c("dlq", "replay", "--offset", "0:1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "replayed 1 dead letters"
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "t", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(source, p, OFFSET_BEGINNING) for p in (0, 1)])
+    got = []
+    for _ in range(50):
+        msg = consumer.poll(0.2)
+        if msg is not None and not msg.error():
+            got.append((msg.key(), msg.value(), msg.headers()))
+        if got and msg is None:
+            break
+    consumer.close()
+    assert got == [(b"SO-2", b"payload-SO-2", [("trace", b"t-1")])]
+
+    bad = kafka_env.o2c("dlq", "replay", "--offset", "zero")
+    assert bad.returncode == 1 and "--offset takes PARTITION:OFFSET" in bad.stderr
