@@ -15,9 +15,9 @@ from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.openapi import STATUSES as STATUS_LIST
 from streams.settings import Settings
 from tables.order import derive_status, to_view
-from streams.openapi import STATUSES as STATUS_LIST
 
 if TYPE_CHECKING:
     from streams.orders import OrderAgent
