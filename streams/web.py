@@ -122,7 +122,7 @@ def register_views(app: faust.App, settings: Settings, orders: OrderAgent) -> No
             if remaining <= 0 or not await orders.watchers.wait(order_id, remaining):
                 body = {"order_id": order_id, "status": status, "wait_for": wait_for}
                 return error(self, 408, f"order did not reach {wait_for} within {timeout:g} s", **body)
-        if state is None or status is None:
+        if state is None:  # an order with only early (buffered) events still answers, unplaced
             return error(self, 404, f"unknown order {order_id!r}")
         return self.json(to_view(state))
 
