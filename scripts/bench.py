@@ -4,28 +4,45 @@ noisy, so absolute numbers wander; ratios much less).
 
     python -m scripts.bench produce  [--events N]   o2c produce vs raw confluent-kafka produce
     python -m scripts.bench simulate [--orders N]   o2c simulate vs raw produce of the same count
+    python -m scripts.bench orders [--events N] [--guarantee exactly_once|at_least_once|both]
+                                   [--no-reference]
+                                                    the order agent (`o2c worker`) vs a minimal
+                                                    one-table-write-per-event Faust agent
+                                                    (scripts/bench_baseline_app.py), plus a no-op
+                                                    Faust agent as the reference ceiling
+
+`orders` runs each worker as a subprocess (one after the other, never side by side) over the same
+pre-produced simulated events and times it by its consumer group's committed offsets, from its
+first commit (so startup, assignment and recovery are left out for both) until every input
+record is committed. `O2C_BENCH_PROFILE=pyinstrument|cprofile` profiles the order worker over
+that same window (reports land in .cache/bench/).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
 
 from streams.codec import Codec
 from streams.flat import key_of, to_record
 from streams.settings import load_settings
 from streams.simulate import SimulationConfig, generate
-from streams.topics import client_config, create_topics
+from streams.topics import admin, client_config, create_topics
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -138,6 +155,359 @@ def bench_simulate(orders: int) -> None:
     print(f"  ratio simulate / baseline: {simulated / baseline:.2f}")
 
 
+# --------------------------------------------------------------------------- orders
+
+ORDER_ROLES = ("orders", "shipments", "payments")
+BENCH_DIR = REPO / ".cache" / "bench"
+# Signals the profiled worker starts / stops its profiler on (mode's Worker owns USR1 and USR2).
+PROFILE_START = signal.SIGRTMIN + 1
+PROFILE_STOP = signal.SIGRTMIN + 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def preproduce_orders(settings, events: int, seed: int = 7) -> int:
+    """The first `events` simulated orders/shipments/payments events (inventory left out: neither
+    agent reads it), encoded once and produced straight to the isolated topics."""
+    codec = Codec(settings)
+    config = SimulationConfig(orders=math.ceil(events / 8.5) + 100, seed=seed)  # ~9.4 events/order
+    wanted = islice((s for s in generate(config) if s.role in ORDER_ROLES), events)
+    encoded = [
+        (
+            settings.topic(s.role),
+            key_of(s.role, s.event).encode(),
+            codec.encode(s.role, to_record(s.role, s.event)),
+        )
+        for s in wanted
+    ]
+    raw_produce(settings, encoded)
+    return len(encoded)
+
+
+def end_offsets(settings) -> dict[tuple[str, int], int]:
+    consumer = Consumer(client_config(settings, **{"group.id": f"o2c-bench-{uuid.uuid4().hex}"}))
+    try:
+        ends = {}
+        for role in ORDER_ROLES:
+            topic = settings.topic(role)
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                ends[(topic, p)] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        return ends
+    finally:
+        consumer.close()
+
+
+def committed_of(client, group: str, partitions: list[tuple[str, int]]) -> int:
+    """Sum of the group's committed offsets over the input partitions (0 where none yet)."""
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in partitions])
+    try:
+        result = client.list_consumer_group_offsets([request], request_timeout=5)[group].result()
+    except KafkaException:
+        return 0
+    return sum(max(tp.offset, 0) for tp in result.topic_partitions if tp.error is None)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), 0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+@dataclass
+class Run:
+    """One measured worker run: committed-offset samples from its first commit to the end."""
+
+    label: str
+    events: int
+    ready_s: float = 0.0  # worker start -> first commit seen (startup, left out of the rate)
+    samples: list[tuple[float, int]] = field(default_factory=list)  # (monotonic s, committed)
+    cpu: list[float] = field(default_factory=list)  # worker CPU seconds at the first and last sample
+    counters: dict[str, float] = field(default_factory=dict)  # the worker's o2c_* metrics at the end
+
+    @property
+    def cpu_share(self) -> float:
+        """Share of one core the worker process used over the measured window."""
+        return (self.cpu[-1] - self.cpu[0]) / self.seconds if len(self.cpu) == 2 and self.seconds else 0.0
+
+    @property
+    def rate(self) -> float:
+        """Events/s over the whole input: first commit -> everything committed."""
+        (t0, c0), (t1, c1) = self.samples[0], self.samples[-1]
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else float("nan")  # nan: input too small to time
+
+    @property
+    def steady_rate(self) -> float:
+        """Events/s between the first and the last commit that was still short of the end (leaves
+        out the wait for the final commit tick, up to one commit interval after the last event)."""
+        inner = [s for s in self.samples if s[1] < self.samples[-1][1]]
+        changes = [s for i, s in enumerate(inner) if i == 0 or s[1] != inner[i - 1][1]]
+        if len(changes) < 2:
+            return self.rate
+        (t0, c0), (t1, c1) = changes[0], changes[-1]
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else self.rate
+
+    @property
+    def seconds(self) -> float:
+        return self.samples[-1][0] - self.samples[0][0]
+
+
+def o2c_counters(port: str) -> dict[str, float]:
+    """Totals of the worker's o2c_* Prometheus counters (summed over labels); {} if unreachable."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name.startswith("o2c_"):
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    totals[family.name] = totals.get(family.name, 0.0) + sample.value
+    return totals
+
+
+def measure_worker(
+    settings,
+    label: str,
+    argv: list[str],
+    env: dict[str, str],
+    workdir: Path,
+    *,
+    profiled: bool = False,
+    counters: bool = False,
+) -> Run:
+    """Start a worker subprocess, time it by its committed offsets, stop it (by PID)."""
+    ends = end_offsets(settings)
+    total = sum(ends.values())
+    group = env["O2C_APP_ID"]
+    client = admin(settings)
+    log_path = workdir / f"{label}.log"
+    run = Run(label, total)
+    with open(log_path, "wb") as log:
+        started = time.monotonic()
+        proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            last_change = started
+            previous = -1
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{label} exited with {proc.returncode}; see {log_path}")
+                committed = committed_of(client, group, list(ends))
+                now = time.monotonic()
+                if committed != previous:
+                    last_change, previous = now, committed
+                if committed > 0:
+                    if not run.samples:
+                        run.ready_s = now - started
+                        run.cpu.append(cpu_seconds(proc.pid))
+                        if profiled:
+                            proc.send_signal(PROFILE_START)
+                    run.samples.append((now, committed))
+                    if committed >= total:
+                        run.cpu.append(cpu_seconds(proc.pid))
+                        break
+                if now - last_change > 180:
+                    raise RuntimeError(f"{label}: no committed progress for 180 s; see {log_path}")
+                time.sleep(0.05)
+            if profiled:
+                proc.send_signal(PROFILE_STOP)
+                time.sleep(2)
+            if counters:
+                run.counters = o2c_counters(env["O2C_WEB_PORT"])
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+    errors = [
+        line
+        for line in log_path.read_text(errors="replace").splitlines()
+        if "[ERROR]" in line or "[CRITICAL]" in line or "Traceback" in line
+    ]
+    if errors:
+        print(f"  warning: {label} logged {len(errors)} error lines, first: {errors[0][:200]} ({log_path})")
+    return run
+
+
+def worker_env(settings, app_id: str, data_dir: Path, guarantee: str, **extra: str) -> dict[str, str]:
+    """The environment of one worker: its own app id (= consumer group), data dir and web port, the
+    bench's topics; everything else (log level included) as `o2c worker` would get it."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "O2C_TOPIC_PREFIX": settings.topic_prefix,
+        "O2C_APP_ID": app_id,
+        "O2C_DATA_DIR": str(data_dir),
+        "O2C_WEB_PORT": str(free_port()),
+        "O2C_PROCESSING_GUARANTEE": guarantee,
+        **extra,
+    }
+
+
+TARGET_RATIO = 3.0  # the issue's target: order agent >= 3x the naive agent, with exactly-once on
+
+
+def bench_orders(events: int, guarantees: list[str], reference: bool = True) -> None:
+    settings = isolated_settings()
+    workdir = BENCH_DIR / settings.topic_prefix.rstrip(".")
+    workdir.mkdir(parents=True, exist_ok=True)
+    produced = preproduce_orders(settings, events)
+    profile = os.environ.get("O2C_BENCH_PROFILE")
+    baseline_argv = [sys.executable, "-m", "scripts.bench_baseline_app"]
+    results = {}
+    for guarantee in guarantees:
+        tag = guarantee.replace("_", "")
+
+        def env(name: str, tag: str = tag, guarantee: str = guarantee, **extra: str) -> dict[str, str]:
+            app_id = f"{settings.app_id}-{name}-{tag}"  # one consumer group per run: all input each
+            return worker_env(settings, app_id, workdir / f"data-{name}-{tag}", guarantee, **extra)
+
+        runs = {"naive": measure_worker(settings, f"naive-{guarantee}", baseline_argv, env("naive"), workdir)}
+        profiled = bool(profile) and guarantee == guarantees[0]
+        argv = [sys.executable, "-m", "streams.cli", "worker"]  # = `o2c worker`
+        extra = {}
+        if profiled:
+            argv = [sys.executable, "-m", "scripts.bench", "profiled-worker"]
+            extra = {"O2C_BENCH_PROFILE_OUT": str(workdir / f"profile-orders-{guarantee}")}
+        runs["orders"] = measure_worker(
+            settings,
+            f"orders-{guarantee}",
+            argv,
+            env("orders", **extra),
+            workdir,
+            profiled=profiled,
+            counters=True,
+        )
+        if reference:
+            runs["noop"] = measure_worker(
+                settings, f"noop-{guarantee}", baseline_argv, env("noop", O2C_BENCH_AGENT="noop"), workdir
+            )
+        results[guarantee] = runs
+        for sub in workdir.glob(f"data-*-{tag}"):
+            shutil.rmtree(sub, ignore_errors=True)
+
+    joined = "both" if len(guarantees) == 2 else guarantees[0]
+    print(f"$ python -m scripts.bench orders --events {events} --guarantee {joined}")
+    print(
+        f"  input: {produced:,} simulated orders/shipments/payments events on {settings.partitions} partitions"
+        f" ({settings.topic_prefix}*), commit interval {settings.commit_interval:g} s; events/s from each"
+        " worker's first commit until all input is committed"
+    )
+    names = {
+        "naive": "baseline: naive Faust agent, one table write per event",
+        "orders": "order agent (o2c worker)",
+        "noop": "reference: no-op Faust agent (Faust's own per-event cost, the ceiling)",
+    }
+    for guarantee, runs in results.items():
+        print(f"  {guarantee}:")
+        for key, run in runs.items():
+            print(
+                f"    {names[key]}: {run.rate:,.0f} events/s ({run.events:,} events in {run.seconds:.1f} s after"
+                f" {run.ready_s:.1f} s startup; {run.steady_rate:,.0f} events/s between commits;"
+                f" worker CPU {run.cpu_share:.0%} of a core)"
+            )
+        if runs["orders"].counters:
+            c = runs["orders"].counters
+            print(
+                "    order agent output: "
+                + ", ".join(
+                    f"{c.get(name, 0):,.0f} {what}"
+                    for name, what in (
+                        ("o2c_events_in", "events decoded"),
+                        ("o2c_status_changes", "status events"),
+                        ("o2c_business_exceptions", "business exceptions"),
+                        ("o2c_duplicate_events", "duplicates"),
+                        ("o2c_dead_letters", "dead letters"),
+                    )
+                )
+            )
+        ratio = runs["orders"].rate / runs["naive"].rate
+        line = f"    ratio order agent / baseline: {ratio:.2f}"
+        if "noop" in runs:
+            line += f" (no-op reference / baseline: {runs['noop'].rate / runs['naive'].rate:.2f})"
+        if guarantee == "exactly_once":
+            line += f"; target >= {TARGET_RATIO:g}: {'met' if ratio >= TARGET_RATIO else 'NOT met'}"
+        print(line)
+    if profile:
+        print(f"  profile of the order worker: {workdir}/profile-orders-{guarantees[0]}.*")
+    print(f"  worker logs: {workdir}")
+    delete_topics_of(settings)
+
+
+def delete_topics_of(settings) -> None:
+    """Best effort: drop this run's topics (its unique prefix, and its workers' internal topics)."""
+    client = admin(settings)
+    mine = [
+        name
+        for name in client.list_topics(timeout=10).topics
+        if name.startswith(settings.topic_prefix) or name.startswith(f"{settings.app_id}-")
+    ]
+    if mine:
+        for future in client.delete_topics(mine, operation_timeout=30).values():
+            try:
+                future.result()
+            except KafkaException:
+                pass
+
+
+def profiled_worker() -> int:
+    """`o2c worker` with a profiler started on PROFILE_START and dumped on PROFILE_STOP
+    (O2C_BENCH_PROFILE=pyinstrument|cprofile, reports at O2C_BENCH_PROFILE_OUT.*)."""
+    from streams.cli import main as cli_main
+
+    kind = os.environ.get("O2C_BENCH_PROFILE", "pyinstrument")
+    out = os.environ["O2C_BENCH_PROFILE_OUT"]
+    if kind == "cprofile":
+        import cProfile
+
+        profiler = cProfile.Profile()
+
+        def start(*_):
+            profiler.enable()
+
+        def stop(*_):
+            profiler.disable()
+            profiler.dump_stats(f"{out}.pstats")
+            import pstats
+
+            with open(f"{out}.txt", "w") as fh:
+                stats = pstats.Stats(profiler, stream=fh)
+                stats.sort_stats("tottime").print_stats(60)
+                stats.sort_stats("cumulative").print_stats(80)
+    else:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.001, async_mode="disabled")
+
+        def start(*_):
+            profiler.start()
+
+        def stop(*_):
+            session = profiler.stop()
+            session.save(f"{out}.pyisession")  # re-render: pyinstrument --load FILE -r text ...
+            with open(f"{out}.txt", "w") as fh:
+                fh.write(profiler.output_text(unicode=True, show_all=False))
+
+    signal.signal(PROFILE_START, start)
+    signal.signal(PROFILE_STOP, stop)
+    return cli_main(["worker"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench")
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -145,11 +515,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=100_000)
     p = sub.add_parser("simulate")
     p.add_argument("--orders", type=int, default=10_000)
+    p = sub.add_parser("orders")
+    p.add_argument("--events", type=int, default=100_000)
+    p.add_argument("--guarantee", choices=("exactly_once", "at_least_once", "both"), default="exactly_once")
+    p.add_argument("--no-reference", action="store_true", help="skip the no-op Faust agent reference run")
+    sub.add_parser("profiled-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bench == "produce":
         bench_produce(args.events)
     elif args.bench == "simulate":
         bench_simulate(args.orders)
+    elif args.bench == "orders":
+        both = ["exactly_once", "at_least_once"]
+        guarantees = both if args.guarantee == "both" else [args.guarantee]
+        bench_orders(args.events, guarantees, reference=not args.no_reference)
+    elif args.bench == "profiled-worker":
+        return profiled_worker()
     return 0
 
 

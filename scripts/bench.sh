@@ -15,3 +15,7 @@ fi
 PY=.venv/bin/python
 $PY -m scripts.bench produce --events "${BENCH_EVENTS:-100000}"
 $PY -m scripts.bench simulate --orders "${BENCH_ORDERS:-10000}"
+# The order agent (`o2c worker`) vs a naive one-table-write-per-event Faust agent, with exactly-once
+# and at-least-once (workers run one after the other; O2C_BENCH_PROFILE=pyinstrument|cprofile
+# profiles the order worker if the profiler is installed in the venv).
+$PY -m scripts.bench orders --events "${BENCH_ORDER_EVENTS:-100000}" --guarantee both
