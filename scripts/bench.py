@@ -42,7 +42,7 @@ from streams.codec import Codec
 from streams.flat import key_of, to_record
 from streams.settings import load_settings
 from streams.simulate import SimulationConfig, generate
-from streams.topics import admin, client_config, create_topics
+from streams.topics import admin, client_config, create_topics, producer_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,19 +69,7 @@ def o2c(settings, *args: str, stdin=None) -> subprocess.CompletedProcess:
 
 def raw_produce(settings, records: list[tuple[str, bytes, bytes]]) -> float:
     """Baseline: pre-encoded bytes through a bare idempotent producer; returns events/s."""
-    producer = Producer(
-        client_config(
-            settings,
-            **{
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 20,
-                "batch.size": 1_000_000,
-                "compression.type": "lz4",
-                "partitioner": "murmur2_random",
-            },
-        )
-    )
+    producer = Producer(producer_config(settings))
     started = time.perf_counter()
     for topic, key, value in records:
         while True:

@@ -23,6 +23,7 @@ import sys
 
 import faust
 
+from streams.app import base_app
 from streams.logs import configure_logging
 from streams.settings import Settings, load_settings
 
@@ -30,24 +31,7 @@ ROLES = ("orders", "shipments", "payments")
 
 
 def create_app(settings: Settings) -> faust.App:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{settings.bootstrap_servers}",
-        store="rocksdb://",
-        datadir=str(settings.data_dir),
-        processing_guarantee=settings.processing_guarantee,
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        table_standby_replicas=settings.standby_replicas,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_in_thread=False,
-        consumer_auto_offset_reset="earliest",
-        key_serializer="raw",
-        value_serializer="raw",
-        broker_commit_interval=settings.commit_interval,
-    )
+    app = base_app(settings)
     table = app.Table("naive", partitions=settings.partitions)
     # As streams/orders.py does: raw bytes in, raw bytes out (Faust defaults tables to JSON).
     table.key_serializer = table.value_serializer = "raw"

@@ -16,10 +16,11 @@ from streams.web import register_views
 log = logging.getLogger("o2c.app")
 
 
-def create_app(settings: Settings) -> faust.App:
-    """Build a fully wired app; nothing global, so tests can build several side by side."""
+def base_app(settings: Settings) -> faust.App:
+    """A Faust app configured from Settings, with nothing wired yet (the benchmark's naive
+    baseline is built on the same configuration)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="rocksdb://",
@@ -37,6 +38,11 @@ def create_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         broker_commit_interval=settings.commit_interval,
     )
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build a fully wired app; nothing global, so tests can build several side by side."""
+    app = base_app(settings)
     if settings.processing_guarantee == "exactly_once":
         eos.install(app)
     topics = {

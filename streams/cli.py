@@ -18,7 +18,7 @@ from confluent_kafka import KafkaException
 
 from streams.logs import configure_logging
 from streams.settings import Settings, load_settings
-from streams.topics import client_config
+from streams.topics import producer_config, reader_config
 
 log = logging.getLogger("o2c.cli")
 
@@ -61,21 +61,7 @@ class Delivery:
 
         self.settings = settings
         self.codec = Codec(settings)
-        self.producer = Producer(
-            client_config(
-                settings,
-                **{
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": 20,
-                    "batch.size": 1_000_000,
-                    "compression.type": "lz4",
-                    # Java's (and aiokafka's) murmur2 partitioner, not librdkafka's CRC32 default, so
-                    # that records keyed by order_id land on the same partition whoever produced them.
-                    "partitioner": "murmur2_random",
-                },
-            )
-        )
+        self.producer = Producer(producer_config(settings))
         self.delivered = 0
         self.errors: list[str] = []
 
@@ -167,17 +153,7 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     role = resolve_role(settings, args.topic)
     topic = settings.topic(role)
     codec = Codec(settings)
-    consumer = Consumer(
-        client_config(
-            settings,
-            **{
-                "group.id": f"o2c-cli-{time.time_ns()}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": False,
-            },
-        )
-    )
+    consumer = Consumer(reader_config(settings, **{"enable.partition.eof": False}))
     metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
     if metadata is None or metadata.error is not None or not metadata.partitions:
         consumer.close()
@@ -232,16 +208,7 @@ def read_to_end(settings: Settings, topic: str):  # noqa: ANN201 - yields conflu
     """Every record of `topic` up to its end offsets at call time (read_committed)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    consumer = Consumer(
-        client_config(
-            settings,
-            **{
-                "group.id": f"o2c-cli-{time.time_ns()}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            },
-        )
-    )
+    consumer = Consumer(reader_config(settings))
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:
@@ -280,9 +247,7 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     from streams.deadletter import HEADER_PREFIX
 
     wanted = {parse_position(spec) for spec in args.offset} if args.offset else None
-    producer = Producer(
-        client_config(settings, **{"enable.idempotence": True, "partitioner": "murmur2_random"})
-    )
+    producer = Producer(producer_config(settings))
     replayed = 0
     for msg in read_to_end(settings, settings.topic("dlq")):
         headers = {k: (v or b"").decode("utf-8", "replace") for k, v in (msg.headers() or [])}

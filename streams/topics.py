@@ -38,6 +38,38 @@ def client_config(settings: Settings, **extra: object) -> dict[str, object]:
     }
 
 
+def producer_config(settings: Settings) -> dict[str, object]:
+    """Idempotent, batched producer for tools (CLI, benchmarks). murmur2 like Java and aiokafka,
+    not librdkafka's CRC32 default, so records keyed by order_id land on the partition Faust
+    expects whoever produced them."""
+    return client_config(
+        settings,
+        **{
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+            "partitioner": "murmur2_random",
+        },
+    )
+
+
+def reader_config(settings: Settings, **extra: object) -> dict[str, object]:
+    """A throw-away consumer that reads committed records only and commits nothing."""
+    import time
+
+    return client_config(
+        settings,
+        **{
+            "group.id": f"o2c-cli-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            **extra,
+        },
+    )
+
+
 def admin(settings: Settings) -> AdminClient:
     return AdminClient(client_config(settings))
 

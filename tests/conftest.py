@@ -48,16 +48,15 @@ class Env:
         )
 
 
-@pytest.fixture
-def kafka_env(bootstrap_servers: str, tmp_path: Path) -> Env:
-    """Settings and environment with a unique topic prefix; all SPEC topics created."""
+def make_env(bootstrap_servers: str, tmp: Path) -> Env:
+    """An isolated world: unique topic prefix and app id, its own data dir; SPEC topics created."""
     from streams.topics import create_topics
 
     prefix = f"t{uuid.uuid4().hex[:10]}."
     values = {
         "O2C_BOOTSTRAP_SERVERS": bootstrap_servers,
         "O2C_TOPIC_PREFIX": prefix,
-        "O2C_DATA_DIR": str(tmp_path / "data"),
+        "O2C_DATA_DIR": str(tmp / "data"),
         "O2C_APP_ID": f"o2c-test-{prefix[:-1]}",
         "O2C_PARTITIONS": "2",
     }
@@ -66,12 +65,16 @@ def kafka_env(bootstrap_servers: str, tmp_path: Path) -> Env:
     settings = load_settings(
         bootstrap_servers=bootstrap_servers,
         topic_prefix=prefix,
-        data_dir=tmp_path / "data",
+        data_dir=tmp / "data",
         app_id=values["O2C_APP_ID"],
         partitions=2,
     )
     create_topics(settings)
-    return Env(settings=settings, env=env, tmp=tmp_path)
+    return Env(settings=settings, env=env, tmp=tmp)
 
+
+@pytest.fixture
+def kafka_env(bootstrap_servers: str, tmp_path: Path) -> Env:
+    return make_env(bootstrap_servers, tmp_path)
 
 from tests.harness import workers  # noqa: E402,F401  (fixture re-exported for every test module)

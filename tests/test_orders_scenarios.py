@@ -24,9 +24,7 @@ scenario has its own order id, so topic reads are filtered by key.
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,8 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.codec import Codec
 from streams.flat import to_record
-from streams.settings import load_settings
-from tests.conftest import REPO, Env
+from tests.conftest import Env, make_env
 from tests.harness import Worker, WorkerFactory, read_topic
 
 pytestmark = pytest.mark.kafka
@@ -71,28 +68,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """Like `kafka_env` + `workers`, once per module: own prefix, app id, data dir, one worker."""
-    from streams.topics import create_topics
-
     tmp = tmp_path_factory.mktemp("scenarios")
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    values = {
-        "O2C_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "O2C_TOPIC_PREFIX": prefix,
-        "O2C_DATA_DIR": str(tmp / "data"),
-        "O2C_APP_ID": f"o2c-test-{prefix[:-1]}",
-        "O2C_PARTITIONS": "2",
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("O2C_")} | values
-    env["PYTHONPATH"] = str(REPO)
-    settings = load_settings(
-        bootstrap_servers=bootstrap_servers,
-        topic_prefix=prefix,
-        data_dir=tmp / "data",
-        app_id=values["O2C_APP_ID"],
-        partitions=2,
-    )
-    create_topics(settings)
-    kafka_env = Env(settings=settings, env=env, tmp=tmp)
+    kafka_env = make_env(bootstrap_servers, tmp)
     factory = WorkerFactory(kafka_env.env, tmp)
     try:
         worker = factory("w1").start().wait_ready()
@@ -103,7 +80,7 @@ def world(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> I
                 "enable.idempotence": True,
             }
         )
-        yield World(env=kafka_env, worker=worker, raw=raw, codec=Codec(settings))
+        yield World(env=kafka_env, worker=worker, raw=raw, codec=Codec(kafka_env.settings))
     finally:
         factory.stop_all()
 
