@@ -11,10 +11,18 @@ Why not `table[key] = value` per event:
 
 Here, between commits, changed values live in memory (`dirty`). `flush_changelog` sends them to
 the changelog inside each partition's open transaction, just before the offsets are committed in
-the same transaction; only after the commit succeeded does `persist` write them to RocksDB,
-together with the changelog offset, in one atomic write batch. A crash at any point leaves
-RocksDB at or behind the last committed transaction, and Faust's recovery replays the committed
-changelog tail from the persisted offset.
+the same transaction; only after that partition's transaction committed does `persist` write
+them to RocksDB, together with the changelog offset, in one atomic write batch. A crash at any
+point leaves RocksDB at or behind the last committed transaction, and Faust's recovery replays
+the committed changelog tail from the persisted offset.
+
+The persisted offset is that of the transaction's commit marker, the record right after the
+last value sent (only this partition's producer writes its changelog partition): everything up
+to the end of the partition is then known to be in RocksDB. Faust's own recovery target is the
+partition's end offset minus one, always a marker in a transactional changelog; a store that
+persisted its last value's offset would leave it waiting for a record that never comes, until
+its fallback (two idle 5 s polls, faust-streaming issue #47) gives up. streams/eos.py gives
+recovery better targets; with the marker's offset a clean restart reads nothing either way.
 """
 
 from __future__ import annotations
@@ -106,26 +114,41 @@ class WriteBehindStore(Generic[V]):
                 self._sent.append((partition, fut))
         self.dirty.clear()
 
-    async def persist(self) -> None:
-        """After a successful commit: write flushed values and changelog offsets to RocksDB."""
+    async def persist(self, partitions: set[int] | None = None, *, transactional: bool = False) -> None:
+        """After a successful commit: write flushed values and changelog offsets to RocksDB.
+
+        `partitions`: those whose changelog transaction committed (None: all flushed ones);
+        the others keep their values in memory until a later commit covers them.
+        `transactional`: the changelog is written in transactions, so the persisted offset is
+        the commit marker's (last value's offset + 1), not the last value's.
+        """
+        done = set(self._pending) if partitions is None else set(partitions) & set(self._pending)
         offsets: dict[int, int] = {}
-        for partition, fut in self._sent:
+        sent, self._sent = self._sent, []
+        for partition, fut in sent:
+            if partition not in done:
+                self._sent.append((partition, fut))
+                continue
             metadata = await fut
             offsets[partition] = max(offsets.get(partition, -1), metadata.offset)
         store = self.table.data
-        for partition, values in self._pending.items():
+        for partition in done:
+            values = self._pending.pop(partition)
             batch = WriteBatch(raw_mode=True)
             for key, raw in values.items():
                 batch.put(key, raw)
             if partition in offsets:
-                batch.put(store.offset_key, str(offsets[partition]).encode())  # type: ignore[attr-defined]
+                offset = offsets[partition] + 1 if transactional else offsets[partition]
+                batch.put(store.offset_key, str(offset).encode())  # type: ignore[attr-defined]
             self._db(partition).write(batch)
             log.debug(
                 "persisted partition=%s keys=%d offset=%s", partition, len(values), offsets.get(partition)
             )
-        self._pending.clear()
-        self._sent.clear()
-        self.cache.clear()  # bounded memory: next interval re-reads what it touches
+        # bounded memory: next interval re-reads what it touches; values of transactions not
+        # committed yet stay (they are newer than RocksDB)
+        for partition in list(self.cache):
+            if partition not in self._pending and partition not in self.dirty:
+                del self.cache[partition]
 
     def discard(self, partitions: set[int] | None = None) -> None:
         """Forget uncommitted values (on revocation or a failed commit)."""
@@ -134,6 +157,14 @@ class WriteBehindStore(Generic[V]):
                 if partitions is None or partition in partitions:
                     del store[partition]
         self._sent = [(p, f) for p, f in self._sent if partitions is not None and p not in partitions]
+
+    def uncommitted_partitions(self) -> set[int]:
+        """Partitions holding values no commit has covered yet."""
+        return {p for p, keys in self.dirty.items() if keys} | set(self._pending)
+
+    @property
+    def changelog_topic_name(self) -> str:
+        return self.table.changelog_topic.get_topic_name()
 
     # ------------------------------------------------------------------ helpers
 
