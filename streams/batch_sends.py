@@ -40,7 +40,6 @@ class BatchedSends:
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
-        self.in_transaction = app.in_transaction
         self._partitions: dict[tuple[str, bytes], int] = {}  # (topic, key) -> partition
         self._topic_partitions: dict[str, tuple[Any, list[int], list[int]]] = {}
         # (transactional id or None, topic, partition) -> (producer, builder)
@@ -59,7 +58,9 @@ class BatchedSends:
 
     def _make_sender(self, source: TP) -> Send:
         tid: str | None = None
-        if self.in_transaction:
+        # Asked here, not once at start: `app.in_transaction` is False until the app runs in a
+        # worker, i.e. whenever the agent is built (records would silently leave untransacted).
+        if self.app.in_transaction:
             group = self.app.assignor.group_for_topic(source.topic)
             tid = f"{self.app.conf.id}-{group}-{source.partition}"
 
