@@ -259,6 +259,7 @@ class CommitGate:
         self.lock = asyncio.Lock()
         self.stores: list[Any] = []
         self._installed = False
+        self.failure: BaseException | None = None
 
     def register(self, store: Any) -> None:
         self.stores.append(store)
@@ -269,6 +270,17 @@ class CommitGate:
         if not self._installed:
             self.install()
         return self.lock
+
+    def poison(self, exc: BaseException) -> None:
+        """A batch failed half way: its state changes and records must never be committed.
+
+        Its events are not acked, but the stores hold some of their changes and the open
+        transactions some of their records; committing now would publish them. Every later
+        commit fails instead, so the worker stops without committing: exactly-once aborts the
+        open transactions, at-least-once re-reads from the last commit.
+        """
+        if self.failure is None:
+            self.failure = exc
 
     async def sender(self) -> Callable[..., Awaitable[Any]]:
         """`send(topic, key, value, partition, headers=None)` through the right producer."""
@@ -309,6 +321,8 @@ class CommitGate:
 
         async def gated_commit(*args: Any, **kwargs: Any) -> bool:
             async with self.lock:
+                if self.failure is not None:
+                    raise RuntimeError(f"not committing after a failed batch: {self.failure!r}")
                 transactions = self._transactions()
                 if transactions is not None:
                     transactions.committed.clear()

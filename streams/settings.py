@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     batch_window: float = Field(
         0.05, gt=0, description="Seconds the order agent waits to fill a batch."
     )
+    bulk_consumer: bool = Field(
+        True,
+        description="Hand the order topics' records to the order agent a fetch at a time, "
+        "bypassing Faust's per-record delivery (false: a plain Faust agent).",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     @cached_property
