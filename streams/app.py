@@ -37,6 +37,11 @@ def base_app(settings: Settings) -> faust.App:
         key_serializer="raw",  # every topic and changelog carries bytes we encode ourselves
         value_serializer="raw",
         broker_commit_interval=settings.commit_interval,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        # Faust also reads unprefixed variables (WEB_PORT, BROKER_URL...) that would override
+        # these settings, and Kubernetes sets WEB_PORT=tcp://... for a Service named "web".
+        env_prefix="O2C_FAUST_",
     )
 
 

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     commit_interval: float = Field(
         1.0, gt=0, description="Seconds between commits (each commit is one Kafka transaction)."
     )
+    session_timeout: float = Field(
+        10.0, gt=0, description="Consumer group session timeout (s): how soon a dead worker's "
+        "partitions move to the others."
+    )
+    heartbeat_interval: float = Field(3.0, gt=0, description="Consumer group heartbeat (s).")
     batch_size: int = Field(1000, ge=1, description="Most events the order agent takes per batch.")
     batch_window: float = Field(
         0.05, gt=0, description="Seconds the order agent waits to fill a batch."

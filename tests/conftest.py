@@ -48,17 +48,18 @@ class Env:
         )
 
 
-def make_env(bootstrap_servers: str, tmp: Path) -> Env:
+def make_env(bootstrap_servers: str, tmp: Path, partitions: int = 2) -> Env:
     """An isolated world: unique topic prefix and app id, its own data dir; SPEC topics created."""
     from streams.topics import create_topics
 
+    tmp.mkdir(parents=True, exist_ok=True)
     prefix = f"t{uuid.uuid4().hex[:10]}."
     values = {
         "O2C_BOOTSTRAP_SERVERS": bootstrap_servers,
         "O2C_TOPIC_PREFIX": prefix,
         "O2C_DATA_DIR": str(tmp / "data"),
         "O2C_APP_ID": f"o2c-test-{prefix[:-1]}",
-        "O2C_PARTITIONS": "2",
+        "O2C_PARTITIONS": str(partitions),
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("O2C_")} | values
     env["PYTHONPATH"] = str(REPO)
@@ -67,7 +68,7 @@ def make_env(bootstrap_servers: str, tmp: Path) -> Env:
         topic_prefix=prefix,
         data_dir=tmp / "data",
         app_id=values["O2C_APP_ID"],
-        partitions=2,
+        partitions=partitions,
     )
     create_topics(settings)
     return Env(settings=settings, env=env, tmp=tmp)

@@ -10,10 +10,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
-import uuid
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -21,10 +19,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.settings import load_settings
-from streams.topics import create_topics, reader_config
-from tests.conftest import Env
-from tests.harness import REPO, Worker, WorkerFactory, read_topic
+from streams.topics import reader_config
+from tests.conftest import Env, make_env
+from tests.harness import Worker, WorkerFactory, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -33,27 +30,8 @@ PARTITIONS = 4
 
 
 def make_world(bootstrap_servers: str, tmp: Path, partitions: int = PARTITIONS) -> Env:
-    """An isolated world like `kafka_env`'s (own prefix, app id, data dir), with `partitions`."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    values = {
-        "O2C_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "O2C_TOPIC_PREFIX": prefix,
-        "O2C_DATA_DIR": str(tmp / "data"),
-        "O2C_APP_ID": f"o2c-test-{prefix[:-1]}",
-        "O2C_PARTITIONS": str(partitions),
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("O2C_")} | values
-    env["PYTHONPATH"] = str(REPO)
-    settings = load_settings(
-        bootstrap_servers=bootstrap_servers,
-        topic_prefix=prefix,
-        data_dir=tmp / "data",
-        app_id=values["O2C_APP_ID"],
-        partitions=partitions,
-    )
-    create_topics(settings)
-    return Env(settings=settings, env=env, tmp=tmp)
+    """An isolated world like `kafka_env`'s, with 4 partitions so that two workers both get some."""
+    return make_env(bootstrap_servers, tmp, partitions)
 
 
 @pytest.fixture
@@ -271,7 +249,7 @@ def test_two_workers_answer_every_order(kafka_env: Env, workers: WorkerFactory) 
 
 # Faust reads these from the environment. A SIGKILLed member stays in the consumer group until
 # its session times out (Faust's default: 60 s), and the restarted worker waits for that.
-FAST_REJOIN = {"BROKER_SESSION_TIMEOUT": "8", "BROKER_HEARTBEAT_INTERVAL": "1"}
+FAST_REJOIN = {"O2C_SESSION_TIMEOUT": "8", "O2C_HEARTBEAT_INTERVAL": "1"}
 CRASH_ORDERS = 2000  # about 19,800 events, 18,700 of them on the order topics
 CRASH_SEED = 11
 
