@@ -77,7 +77,10 @@ class OrderAgent:
         self.table.key_serializer = self.table.value_serializer = "raw"
         self.table.changelog_topic = self.table._new_changelog_topic()  # rebuilt with raw serializers
         self.store: WriteBehindStore[OrderState] = WriteBehindStore(
-            self.table, decode=OrderState.from_bytes, encode=OrderState.to_bytes
+            self.table,
+            decode=OrderState.from_bytes,
+            encode=OrderState.to_bytes,
+            max_cached=settings.state_cache_entries,
         )
         gate.register(self.store)
         self.source = app.topic(

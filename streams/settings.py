@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         "partitions move to the others."
     )
     heartbeat_interval: float = Field(3.0, gt=0, description="Consumer group heartbeat (s).")
+    state_cache_entries: int = Field(
+        50_000, ge=0, description="Decoded order states kept in memory across commits."
+    )
     batch_size: int = Field(1000, ge=1, description="Most events the order agent takes per batch.")
     batch_window: float = Field(
         0.05, gt=0, description="Seconds the order agent waits to fill a batch."

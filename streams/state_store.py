@@ -49,10 +49,12 @@ class WriteBehindStore(Generic[V]):
         *,
         decode: Callable[[bytes], V],
         encode: Callable[[V], bytes],
+        max_cached: int = 50_000,
     ) -> None:
         self.table = table
         self.decode = decode
         self.encode = encode
+        self.max_cached = max_cached
         self.cache: dict[int, dict[bytes, V]] = {}
         self.dirty: dict[int, set[bytes]] = {}
         self._pending: dict[int, dict[bytes, bytes]] = {}
@@ -144,11 +146,13 @@ class WriteBehindStore(Generic[V]):
             log.debug(
                 "persisted partition=%s keys=%d offset=%s", partition, len(values), offsets.get(partition)
             )
-        # bounded memory: next interval re-reads what it touches; values of transactions not
-        # committed yet stay (they are newer than RocksDB)
-        for partition in list(self.cache):
-            if partition not in self._pending and partition not in self.dirty:
-                del self.cache[partition]
+        # Decoded values stay cached across commits (they equal RocksDB's now) while they fit;
+        # past the bound, committed partitions are dropped and re-read on demand. Values of
+        # transactions not committed yet always stay (they are newer than RocksDB).
+        if sum(map(len, self.cache.values())) > self.max_cached:
+            for partition in list(self.cache):
+                if partition not in self._pending and partition not in self.dirty:
+                    del self.cache[partition]
 
     def discard(self, partitions: set[int] | None = None) -> None:
         """Forget uncommitted values (on revocation or a failed commit)."""
