@@ -24,8 +24,9 @@ See docs/order-model.md "Allocation contract".
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:  # pragma: no cover
     from tables.order_state import Line
@@ -36,8 +37,31 @@ RELEASE = 0
 ISSUE = 1
 
 
+@cache
+def _shape(cls: type) -> tuple[tuple[str, ...], frozenset[str]]:
+    """Field names in order, and those that may be absent (typed `... | None`)."""
+    names = tuple(f.name for f in fields(cls))
+    return names, frozenset(f.name for f in fields(cls) if "None" in str(f.type))
+
+
+class _Message:
+    """`to_dict()` / `from_dict()` for the contract's frozen dataclasses, with a `type` tag."""
+
+    __slots__ = ()
+    TYPE: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        names, _ = _shape(type(self))
+        return {"type": self.TYPE, **{n: getattr(self, n) for n in names}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        names, optional = _shape(cls)
+        return cls(*(d.get(n) if n in optional else d[n] for n in names))
+
+
 @dataclass(frozen=True, slots=True)
-class AllocationRequest:
+class AllocationRequest(_Message):
     """Reserve `quantity` more of `sku` for the line (at `warehouse_id`, or the best one)."""
 
     TYPE: ClassVar[str] = "AllocationRequest"
@@ -51,30 +75,10 @@ class AllocationRequest:
     seq: int
     cause_event_id: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.TYPE,
-            "order_id": self.order_id,
-            "line_id": self.line_id,
-            "sku": self.sku,
-            "warehouse_id": self.warehouse_id,
-            "quantity": self.quantity,
-            "accepted_at": self.accepted_at,
-            "requested_at": self.requested_at,
-            "seq": self.seq,
-            "cause_event_id": self.cause_event_id,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> AllocationRequest:
-        return cls(
-            d["order_id"], d["line_id"], d["sku"], d.get("warehouse_id"), d["quantity"],
-            d["accepted_at"], d["requested_at"], d["seq"], d["cause_event_id"],
-        )
 
 
 @dataclass(frozen=True, slots=True)
-class AllocationRelease:
+class AllocationRelease(_Message):
     """Drop `quantity` of the line's reservation/backorder (backordered first)."""
 
     TYPE: ClassVar[str] = "AllocationRelease"
@@ -87,29 +91,10 @@ class AllocationRelease:
     seq: int
     cause_event_id: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.TYPE,
-            "order_id": self.order_id,
-            "line_id": self.line_id,
-            "sku": self.sku,
-            "warehouse_id": self.warehouse_id,
-            "quantity": self.quantity,
-            "released_at": self.released_at,
-            "seq": self.seq,
-            "cause_event_id": self.cause_event_id,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> AllocationRelease:
-        return cls(
-            d["order_id"], d["line_id"], d["sku"], d.get("warehouse_id"), d["quantity"],
-            d["released_at"], d["seq"], d["cause_event_id"],
-        )
 
 
 @dataclass(frozen=True, slots=True)
-class StockIssue:
+class StockIssue(_Message):
     """`quantity` left `warehouse_id` physically (ShipmentDispatched).
 
     The inventory side decrements on-hand at `warehouse_id` by `quantity`, and the line's
@@ -129,32 +114,10 @@ class StockIssue:
     seq: int
     cause_event_id: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.TYPE,
-            "order_id": self.order_id,
-            "line_id": self.line_id,
-            "sku": self.sku,
-            "warehouse_id": self.warehouse_id,
-            "quantity": self.quantity,
-            "reserved_warehouse": self.reserved_warehouse,
-            "shipment_id": self.shipment_id,
-            "issued_at": self.issued_at,
-            "seq": self.seq,
-            "cause_event_id": self.cause_event_id,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> StockIssue:
-        return cls(
-            d["order_id"], d["line_id"], d["sku"], d["warehouse_id"], d["quantity"],
-            d.get("reserved_warehouse"), d["shipment_id"], d["issued_at"], d["seq"],
-            d["cause_event_id"],
-        )
 
 
 @dataclass(frozen=True, slots=True)
-class AllocationResult:
+class AllocationResult(_Message):
     """The inventory side's absolute view of one line after order message `ack_seq`.
 
     `allocated` is reserved at `warehouse_id`, `backordered` waits there for stock;
@@ -175,28 +138,6 @@ class AllocationResult:
     result_id: str
     occurred_at: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.TYPE,
-            "order_id": self.order_id,
-            "line_id": self.line_id,
-            "sku": self.sku,
-            "warehouse_id": self.warehouse_id,
-            "allocated": self.allocated,
-            "backordered": self.backordered,
-            "promised_at": self.promised_at,
-            "ack_seq": self.ack_seq,
-            "result_id": self.result_id,
-            "occurred_at": self.occurred_at,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> AllocationResult:
-        return cls(
-            d["order_id"], d["line_id"], d["sku"], d.get("warehouse_id"), d["allocated"],
-            d["backordered"], d.get("promised_at"), d["ack_seq"], d["result_id"],
-            d["occurred_at"],
-        )
 
 
 AllocationMessage = AllocationRequest | AllocationRelease | StockIssue
