@@ -4,14 +4,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-if [ -z "${O2C_BOOTSTRAP_SERVERS:-}" ]; then
-  export KAFKA_PORT=${O2C_BENCH_KAFKA_PORT:-19192}
-  export KAFKA_STATE_DIR="$PWD/.cache/kafka-bench"
-  export KAFKA_FRESH=1
-  trap 'scripts/kafka.sh down' EXIT
-  scripts/kafka.sh up
-  export O2C_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
-fi
+source scripts/private_broker.sh
+start_private_broker "${O2C_BENCH_KAFKA_PORT:-19192}" "$PWD/.cache/kafka-bench"
 PY=.venv/bin/python
 $PY -m scripts.bench produce --events "${BENCH_EVENTS:-100000}"
 $PY -m scripts.bench simulate --orders "${BENCH_ORDERS:-10000}"

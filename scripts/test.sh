@@ -4,13 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-if [ -z "${O2C_BOOTSTRAP_SERVERS:-}" ]; then
-  export KAFKA_PORT=${O2C_TEST_KAFKA_PORT:-19092}
-  export KAFKA_STATE_DIR="$PWD/.cache/kafka-test"
-  export KAFKA_FRESH=1
-  trap 'scripts/kafka.sh down' EXIT
-  scripts/kafka.sh up
-  export O2C_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
-fi
+source scripts/private_broker.sh
+start_private_broker "${O2C_TEST_KAFKA_PORT:-19092}" "$PWD/.cache/kafka-test"
 export O2C_REQUIRE_KAFKA=1
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -38,7 +38,7 @@ from tables.ledger import (
     SkuState,
     Warehouse,
 )
-from tables.order import InvalidEvent
+from tables.order import InvalidEvent, read_envelope
 from tables.promise import promise_dates
 from tables.reservations import choose_warehouse, fill_backorders, issue, release, reserve
 from tables.stock import adjust, expect_supply, rebase, receive, set_safety_stock
@@ -121,12 +121,7 @@ def apply_inventory_event(state: SkuState, event: Mapping[str, Any]) -> Outcome:
     Raises InvalidEvent (dead letter) before touching the state when a contract field is
     missing or the event is for another SKU.
     """
-    try:
-        eid = event["event_id"]
-        etype = event["event_type"]
-        at = event["occurred_at"]
-    except _BAD_INPUT as e:
-        raise InvalidEvent(f"missing envelope field: {e}") from None
+    eid, etype, at = read_envelope(event)
     if eid in state.seen:
         return Outcome(duplicate=True)
     sku = event.get("sku")

@@ -86,6 +86,14 @@ class Outcome:
 _BAD_INPUT = (KeyError, TypeError, AttributeError)
 
 
+def read_envelope(event: Mapping[str, Any]) -> tuple[str, str, int]:
+    """`(event_id, event_type, occurred_at)`, or InvalidEvent when one is missing."""
+    try:
+        return event["event_id"], event["event_type"], event["occurred_at"]
+    except _BAD_INPUT as e:
+        raise InvalidEvent(f"missing envelope field: {e}") from None
+
+
 # -- entry points ----------------------------------------------------------------------
 def apply_event(state: OrderState, event: Mapping[str, Any], now: int | None = None) -> Outcome:
     """Apply one flat order/shipment/payment event (docs/contract-fields.md) to `state`.
@@ -93,12 +101,7 @@ def apply_event(state: OrderState, event: Mapping[str, Any], now: int | None = N
     `now` (epoch ms, wall clock) is only recorded as the orphan start when the event is the
     first one buffered before OrderPlaced; the model never reads a clock itself.
     """
-    try:
-        eid = event["event_id"]
-        etype = event["event_type"]
-        ts = event["occurred_at"]
-    except _BAD_INPUT as e:
-        raise InvalidEvent(f"missing envelope field: {e}") from None
+    eid, etype, ts = read_envelope(event)
     if eid in state.seen:
         return Outcome(duplicate=True)
     oid = event.get("order_id")
