@@ -27,7 +27,7 @@ GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 log "building helm $HELM_VERSION with $("$GO" version) into $BIN_DIR (first time takes minutes)"
 mkdir -p "$BIN_DIR"
 # Release builds stamp the version with -X; without it `helm version` would only say the minor.
-GOBIN="$BIN_DIR" GOFLAGS="${GOFLAGS:-} -buildvcs=false" "$GO" install \
+GOBIN="$BIN_DIR" "$GO" install \
   -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
   "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 echo "$HELM_VERSION" >"$STAMP"

@@ -96,10 +96,19 @@ def secret_refs(container: dict) -> dict[str, tuple[str, str]]:
     }
 
 
+def config_map(docs: list[dict], name: str) -> dict:
+    return next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name)
+
+
 def settings_data(docs: list[dict]) -> dict[str, str]:
-    return next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-settings"))[
-        "data"
-    ]
+    return config_map(docs, "o2c-o2c-streams-settings")["data"]
+
+
+def volume_mounted_at(docs: list[dict], directory: Path) -> dict:
+    """The pod volume the worker container mounts at `directory`."""
+    mount = next(m for m in worker(docs)["volumeMounts"] if m["mountPath"] == str(directory))
+    volumes = only(docs, "StatefulSet")["spec"]["template"]["spec"]["volumes"]
+    return next(v for v in volumes if v["name"] == mount["name"])
 
 
 # --------------------------------------------------------------------------- lint, render, validate
@@ -226,16 +235,9 @@ def test_settings_and_sla_policy_come_from_config_maps(helm):
     pod = only(docs, "StatefulSet")["spec"]["template"]["spec"]
     assert pod["enableServiceLinks"] is False, "no Kubernetes service variables among the settings"
     container = worker(docs)
-    settings_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["data"] is data)
-    assert container["envFrom"] == [{"configMapRef": {"name": settings_map["metadata"]["name"]}}]
+    assert container["envFrom"] == [{"configMapRef": {"name": "o2c-o2c-streams-settings"}}]
     policy_path = Path(env_of(container)["O2C_SLA_POLICY_PATH"]["value"])
-    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(policy_path.parent))
-    volume = next(
-        v for v in only(docs, "StatefulSet")["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
-    )
-    policy_map = next(
-        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"]
-    )
+    policy_map = config_map(docs, volume_mounted_at(docs, policy_path.parent)["configMap"]["name"])
     assert '[defaults]\nacceptance = "4h"' in policy_map["data"][policy_path.name]
 
 
@@ -279,10 +281,7 @@ def test_production_secrets_are_references_only(helm):
         "O2C_POSTGRES_DSN": ("o2c-reporting-db", "dsn"),
     }
     cafile = Path(env_of(container)["O2C_KAFKA_SSL_CAFILE"]["value"])
-    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(cafile.parent))
-    volume = next(
-        v for v in only(docs, "StatefulSet")["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
-    )
+    volume = volume_mounted_at(docs, cafile.parent)
     assert volume["secret"]["secretName"] == "o2c-kafka-ca"
     assert volume["secret"]["items"] == [{"key": "ca.crt", "path": cafile.name}]
     data = settings_data(docs)
@@ -380,7 +379,7 @@ def panel_queries(board: dict) -> list[str]:
 def test_dashboard_charts_every_agreed_metric_and_no_unknown_one():
     board = dashboard()
     used = {
-        re.sub(r"_(bucket|sum|count)$", "", name) if name.endswith(("_bucket", "_sum", "_count")) else name
+        re.sub(r"_(bucket|sum|count)$", "", name)  # a histogram's series
         for expr in panel_queries(board)
         for name in re.findall(r"\bo2c_[a-z_]+", expr)
     }
