@@ -101,7 +101,7 @@ class InventoryAgent(BatchAgent):
             exc_key = (exc.order_id or sku).encode()
             await send(self.exceptions_topic, exc_key, self.codec.encode("exceptions", exc.to_dict()), None)
             METRICS.business_exceptions.labels(exc.code).inc()
-            log.info("business exception sku=%s order_id=%s code=%s: %s", sku, exc.order_id, exc.code, exc.detail)
+            log.debug("business exception sku=%s order_id=%s code=%s: %s", sku, exc.order_id, exc.code, exc.detail)
         for result in outcome.results:
             await send(self.results_topic, result.order_id.encode(), saga.encode(result), None)
             METRICS.allocation_messages.labels(result.TYPE, "sent").inc()
