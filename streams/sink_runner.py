@@ -99,6 +99,7 @@ class SinkRunner:
             with contextlib.suppress(Exception):
                 await self._in_thread(self._close)
             await self.sink.stop()
+            log.info("sink %s stopped", self.name)
 
     async def process(self, polled: Polled) -> None:
         """Deliver one polled batch, dead-letter what failed for good, then commit it."""

@@ -221,7 +221,7 @@ def replay(settings, group: str, expect: int) -> None:
 
 
 @pytest.mark.kafka
-def test_worker_sink_replay_and_out_of_order_events(kafka_env, workers, database):
+def test_worker_sink_replay_and_out_of_order_events(database, kafka_env, workers):
     settings = kafka_env.settings.model_copy(update={"postgres_dsn": SecretStr(database)})
     workers(O2C_SINKS="postgres", O2C_POSTGRES_DSN=database).start().wait_ready()
     produce(kafka_env, "orders", order_events("SO-A", PLACED, ACCEPTED) + order_events("SO-B", PLACED))

@@ -7,7 +7,10 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -272,3 +275,13 @@ def test_dead_webhook_dead_letters_and_leaves_the_order_agent_alone(kafka_env, w
         assert 'o2c_sink_deliveries_total{outcome="delivered",sink="webhook"} 2.0' in metrics
         # (a fresh broker's coordinator may not be up for the worker's first request)
         assert [e for e in worker.errors() if "GroupCoordinatorNotAvailable" not in e] == []
+
+
+def test_sink_run_without_a_url_says_so():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("O2C_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "sink", "run", "--sink", "webhook"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert "o2c: the webhook sink needs O2C_WEBHOOK_URL" in done.stderr
