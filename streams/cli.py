@@ -333,16 +333,18 @@ def cmd_sink_run(args: argparse.Namespace, settings: Settings) -> int:
     """One sink on its own process, e.g. to scale or restart it apart from the workers."""
     import asyncio
 
+    from sinks import create_sink
     from streams.sink_runner import run_sink
 
+    try:
+        sink = create_sink(args.sink, settings)
+    except ValueError as exc:  # not configured, e.g. no O2C_WEBHOOK_URL
+        raise CliError(str(exc)) from None
     if args.metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr=settings.web_host)
-    try:
-        asyncio.run(run_sink(settings, args.sink))
-    except ValueError as exc:  # a sink that is not configured, e.g. no O2C_WEBHOOK_URL
-        raise CliError(str(exc)) from None
+    asyncio.run(run_sink(settings, sink))
     return 0
 
 

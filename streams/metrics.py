@@ -54,7 +54,7 @@ class Metrics:
             "o2c_sink_retries", "Retries of a delivery (webhook attempt, batch retry)", ["sink"], registry=r
         )
         self.sink_failures = Counter(
-            "o2c_sink_failures", "Failed delivery attempts (before any retry)", ["sink"], registry=r
+            "o2c_sink_failures", "Failed delivery attempts, retried or not (a request, a batch)", ["sink"], registry=r
         )
         self.sink_delivery_seconds = Histogram(
             "o2c_sink_delivery_seconds",

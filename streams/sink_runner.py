@@ -175,6 +175,7 @@ class SinkRunner:
             )
         )
         self._consumer.subscribe([self.topic])
+        self._pending = []  # a restarted run starts again from the committed offsets
         self._producer = Producer(producer_config(s))
 
     def _close(self) -> None:
@@ -262,9 +263,9 @@ class SinkService(mode.Service):
             self.add_future(runner.run_forever())
 
 
-async def run_sink(settings: Settings, name: str) -> None:
+async def run_sink(settings: Settings, sink: Sink) -> None:
     """`o2c sink run --sink NAME`: one sink in the foreground until SIGTERM/SIGINT."""
-    task = asyncio.ensure_future(SinkRunner(settings, create_sink(name, settings)).run_forever())
+    task = asyncio.ensure_future(SinkRunner(settings, sink).run_forever())
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)

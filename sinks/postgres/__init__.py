@@ -124,10 +124,15 @@ class PostgresSink:
 
     async def start(self) -> None:
         """Connect and create the tables if they are missing."""
-        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-            await conn.execute(SCHEMA.read_text())
+        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+                await conn.execute(SCHEMA.read_text())
+        except BaseException:
+            await pool.close()
+            raise
+        self.pool = pool
 
     async def stop(self) -> None:
         if self.pool is not None:

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS order_status (
     paid_at            timestamptz,
     closed_at          timestamptz,
     cancelled_at       timestamptz,
-    open_breaches      jsonb       NOT NULL,  -- [{milestone, due_at, detected_at}], ISO-8601
+    open_breaches      jsonb       NOT NULL,  -- [{milestone, due_at, detected_at}], epoch millis
     exceptions         jsonb       NOT NULL,  -- [{code, detail, cause_event_id}]
     cause_event_id     text        NOT NULL,
     cause_event_type   text        NOT NULL,
