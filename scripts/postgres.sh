@@ -3,7 +3,7 @@
 #   scripts/postgres.sh up      fresh cluster on 127.0.0.1:$PG_PORT, prints its DSN
 #   scripts/postgres.sh down    stops that server (by the PID it recorded)
 #   scripts/postgres.sh status  running or not
-# PG_PORT defaults to 15432; state lives in .cache/pg-$PG_PORT. When initdb/pg_ctl are missing,
+# PG_PORT defaults to 15432; state lives in .cache/pg-$PG_PORT (`down` keeps only the server log). When initdb/pg_ctl are missing,
 # Debian's `postgresql` package is installed with apt-get (as root, or with sudo).
 # PostgreSQL refuses to run as root: as root, the cluster belongs to the `postgres` user.
 set -euo pipefail
@@ -75,6 +75,8 @@ cmd_down() {
       fi
     fi
     rm -f "$STATE/pid"
+    cp "$cluster/postgres.log" "$STATE/postgres.log" 2>/dev/null || true
+    rm -rf "$cluster"  # the cluster is throw-away; its log stays in $STATE
     echo "postgres.sh: stopped PostgreSQL (pid $pid) on port $PORT"
   fi
 }
