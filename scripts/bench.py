@@ -10,6 +10,9 @@ noisy, so absolute numbers wander; ratios much less).
                                                     one-table-write-per-event Faust agent
                                                     (scripts/bench_baseline_app.py), plus a no-op
                                                     Faust agent as the reference ceiling
+    python -m scripts.bench sinks [--events N] [--orders N]
+                                                    the webhook and postgres sinks vs the sink
+                                                    runner delivering nothing (scripts/bench_sinks.py)
 
 `orders` runs each worker as a subprocess (one after the other, never side by side) over the same
 pre-produced simulated events and times it by its consumer group's committed offsets, from its
@@ -507,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--guarantee", choices=("exactly_once", "at_least_once", "both"), default="exactly_once")
     p.add_argument("--no-reference", action="store_true", help="skip the no-op Faust agent reference run")
+    p = sub.add_parser("sinks")
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--orders", type=int, default=5_000)
     sub.add_parser("profiled-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bench == "produce":
@@ -517,6 +523,10 @@ def main(argv: list[str] | None = None) -> int:
         both = ["exactly_once", "at_least_once"]
         guarantees = both if args.guarantee == "both" else [args.guarantee]
         bench_orders(args.events, guarantees, reference=not args.no_reference)
+    elif args.bench == "sinks":
+        from scripts.bench_sinks import bench_sinks
+
+        bench_sinks(args.events, args.orders)
     elif args.bench == "profiled-worker":
         return profiled_worker()
     return 0

@@ -65,6 +65,10 @@ def create_app(settings: Settings) -> faust.App:
         gate.install()
 
     register_views(app, settings, orders, inventory)
+    if settings.sink_names:  # downstream of the status topic; see docs/sinks.md
+        from streams.sink_runner import SinkService
+
+        app.service(SinkService(settings))  # type: ignore[arg-type]
     return app
 
 

@@ -1,6 +1,6 @@
 """`o2c`: the command line source systems, downstream teams and operators use.
 
-Sub-commands: produce, consume, dlq replay, topics create, schemas check, simulate, worker.
+Sub-commands: produce, consume, dlq replay, topics create, schemas check, simulate, worker, sink run.
 Exit codes: 0 success, 1 bad input or failed delivery, 2 usage error.
 """
 
@@ -16,6 +16,7 @@ from typing import IO
 
 from confluent_kafka import KafkaException
 
+from sinks import SINK_NAMES
 from streams.logs import configure_logging
 from streams.settings import Settings, load_settings
 from streams.topics import producer_config, reader_config
@@ -325,6 +326,28 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return run_worker(settings)
 
 
+# --------------------------------------------------------------------------- sink
+
+
+def cmd_sink_run(args: argparse.Namespace, settings: Settings) -> int:
+    """One sink on its own process, e.g. to scale or restart it apart from the workers."""
+    import asyncio
+
+    from sinks import create_sink
+    from streams.sink_runner import run_sink
+
+    try:
+        sink = create_sink(args.sink, settings)
+    except ValueError as exc:  # not configured, e.g. no O2C_WEBHOOK_URL
+        raise CliError(str(exc)) from None
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=settings.web_host)
+    asyncio.run(run_sink(settings, sink))
+    return 0
+
+
 # --------------------------------------------------------------------------- wiring
 
 
@@ -378,6 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-port", type=int, help="overrides O2C_WEB_PORT")
     p.add_argument("--data-dir", help="overrides O2C_DATA_DIR")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("sink", help="status-event sinks (docs/sinks.md)")
+    ksub = p.add_subparsers(dest="sink_command", required=True)
+    k = ksub.add_parser("run", help="deliver the status topic to one sink until stopped")
+    k.add_argument("--sink", required=True, choices=SINK_NAMES)
+    k.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    k.set_defaults(func=cmd_sink_run)
     return parser
 
 

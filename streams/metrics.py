@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 
 @dataclass
@@ -17,6 +17,10 @@ class Metrics:
     duplicates: Counter = field(init=False)
     allocation_messages: Counter = field(init=False)
     atp_changes: Counter = field(init=False)
+    sink_deliveries: Counter = field(init=False)
+    sink_retries: Counter = field(init=False)
+    sink_failures: Counter = field(init=False)
+    sink_delivery_seconds: Histogram = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -48,6 +52,26 @@ class Metrics:
             registry=r,
         )
         self.atp_changes = Counter("o2c_atp_changes", "AtpChanged records published", registry=r)
+        # Sinks (docs/sinks.md); names fixed: dashboards use them.
+        self.sink_deliveries = Counter(
+            "o2c_sink_deliveries",
+            "Status events a sink is done with, by outcome (delivered or dead_lettered)",
+            ["sink", "outcome"],
+            registry=r,
+        )
+        self.sink_retries = Counter(
+            "o2c_sink_retries", "Retries of a delivery (webhook attempt, batch retry)", ["sink"], registry=r
+        )
+        self.sink_failures = Counter(
+            "o2c_sink_failures", "Failed delivery attempts, retried or not (a request, a batch)", ["sink"], registry=r
+        )
+        self.sink_delivery_seconds = Histogram(
+            "o2c_sink_delivery_seconds",
+            "Seconds a sink took to deliver one batch, retries included",
+            ["sink"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
 
 
 METRICS = Metrics()

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +76,54 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python logging level.")
 
+    # -- sinks (docs/sinks.md): downstream consumers of the status topic ----------------------
+    sinks: str = Field(
+        "",
+        description="Sinks the worker runs, comma separated: `webhook`, `postgres` (empty: none; "
+        "`o2c sink run --sink NAME` runs one on its own).",
+    )
+    sink_batch_size: int = Field(500, ge=1, description="Most status events a sink takes per batch.")
+    sink_retry_max: float = Field(
+        30.0,
+        gt=0,
+        description="Longest pause (s) before a sink retries a batch it could not take at all "
+        "(e.g. database down); pauses double from 0.5 s.",
+    )
+    webhook_url: str | None = Field(None, description="URL the webhook sink POSTs status events to.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Key of the `X-O2C-Signature` HMAC-SHA256 header (unset: unsigned)."
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds one webhook request may take.")
+    webhook_max_attempts: int = Field(
+        5, ge=1, description="Webhook attempts per status event before it is dead-lettered."
+    )
+    webhook_backoff_initial: float = Field(
+        0.5, ge=0, description="Backoff cap (s) before the 2nd webhook attempt; doubles per attempt."
+    )
+    webhook_backoff_max: float = Field(
+        30.0, ge=0, description="Largest backoff cap (s) between webhook attempts (full jitter)."
+    )
+    webhook_concurrency: int = Field(
+        8, ge=1, description="Webhook requests in flight at once (one order's events stay in order)."
+    )
+    postgres_dsn: SecretStr | None = Field(
+        None, description="PostgreSQL DSN of the postgres sink, e.g. `postgresql://u@host:5432/db`."
+    )
+
+    @field_validator("sinks")
+    @classmethod
+    def _known_sinks(cls, value: str) -> str:
+        from sinks import SINK_NAMES
+
+        unknown = [n for n in _names(value) if n not in SINK_NAMES]
+        if unknown:
+            raise ValueError(f"unknown sink(s) {', '.join(unknown)}; known: {', '.join(SINK_NAMES)}")
+        return value
+
+    @property
+    def sink_names(self) -> list[str]:
+        return _names(self.sinks)
+
     @cached_property
     def canonical_url(self) -> str:
         return self.web_canonical_url or f"http://{self.web_host}:{self.web_port}"
@@ -88,6 +136,10 @@ class Settings(BaseSettings):
         """Name of an internal topic of this application (like Faust's changelogs, prefixed
         with the app id, not the topic prefix: two apps on the same topics keep their own)."""
         return f"{self.app_id}-{name}"
+
+
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:
