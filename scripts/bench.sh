@@ -13,3 +13,5 @@ $PY -m scripts.bench simulate --orders "${BENCH_ORDERS:-10000}"
 # and at-least-once (workers run one after the other; O2C_BENCH_PROFILE=pyinstrument|cprofile
 # profiles the order worker if the profiler is installed in the venv).
 $PY -m scripts.bench orders --events "${BENCH_ORDER_EVENTS:-100000}" --guarantee both
+# Webhook (local always-200 receiver) and PostgreSQL sinks vs the same runner delivering nothing.
+$PY -m scripts.bench sinks

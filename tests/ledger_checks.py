@@ -8,7 +8,7 @@ import time
 from collections import defaultdict
 
 import requests
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streams.saga import INTERNAL_TOPICS
 from streams.settings import Settings
@@ -41,7 +41,7 @@ def lag_by_partition(settings: Settings) -> dict[tuple[str, int], int]:
     try:
         tps = [TopicPartition(t, p) for t in source_topics(settings) for p in range(settings.partitions)]
         ahead = {}
-        for tp in consumer.committed(tps, timeout=10):
+        for tp in committed(consumer, tps):
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
             start = tp.offset if tp.offset >= 0 else low
             if high > start:
@@ -69,6 +69,19 @@ def lag_by_partition(settings: Settings) -> dict[tuple[str, int], int]:
         return {k: n for k, n in records.items() if n}
     finally:
         consumer.close()
+
+
+def committed(consumer: Consumer, tps: list[TopicPartition], attempts: int = 5) -> list[TopicPartition]:
+    """The group's committed offsets; the coordinator may not answer in time while the group
+    rebalances (a worker was just killed), so ask again."""
+    for attempt in range(attempts):
+        try:
+            return consumer.committed(tps, timeout=10)
+        except KafkaException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
 
 
 def fetch_all(worker: Worker, paths: list[str]) -> dict[str, dict]:
