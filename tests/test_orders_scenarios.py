@@ -1,11 +1,12 @@
 """Order scenarios end to end: JSON-lines files in tests/scenarios/, produced with `o2c produce`,
-against one real `o2c worker`, with exact expectations on every output.
+against one real `o2c worker` (order and inventory agents), with exact expectations on every output.
 
 Scenario files are flat events (docs/contract-fields.md), one per line, plus fields starting with
 `_` that the runner strips:
 
-- `_topic`: the topic role the line goes to (`orders`, `shipments`, `payments`). Consecutive lines
-  of one topic are produced by one `o2c produce <role> -` call.
+- `_topic`: the topic role the line goes to (`orders`, `shipments`, `payments`, `inventory`).
+  Consecutive lines of one topic are produced by one `o2c produce <role> -` call (a group also
+  ends after a line that talks to the inventory side, below).
 - Malformed records cannot pass `o2c produce` (it validates), so they are written by a plain Kafka
   producer: `_id` names the line, `_key` is the Kafka key, and exactly one of
   `_text` (the value is that UTF-8 text), `_json` (the value is that object as JSON text),
@@ -13,12 +14,21 @@ Scenario files are flat events (docs/contract-fields.md), one per line, plus fie
   `_schema`, default `_topic`; `_drop_tail_bytes: N` cuts the last N bytes).
 
 Determinism: after each group of lines the runner waits until the worker has decoded or
-dead-lettered every record of it (its `o2c_events_in` + `o2c_dead_letters` counters), so events
-of different topics are applied exactly in file order. `Scenario.play(through=label)` stops
+dead-lettered every record of it (its `o2c_events_in` + `o2c_dead_letters` counters), and then
+until the allocation loop is quiet: every AllocationRequest / AllocationRelease / StockIssue the
+order agent sent has been received by the inventory agent, and every AllocationResult it sent
+back has been received by the order agent (`o2c_allocation_messages`, unchanged over 0.2 s).
+A line that can make the order agent send allocation messages (`TALKS_TO_INVENTORY`) ends its
+group, so the answers to it are applied before the next line: events of different topics and
+allocation results are applied exactly in file order. `Scenario.play(through=label)` stops
 after that line (label = `event_id`, or `_id` for a malformed line) to look at the order midway.
 
+The answers for several lines of one order come back in line order only when their SKUs share a
+partition of the allocation requests topic (`answered_in_line_order` checks it where a trail
+depends on it); answers from two partitions have no order between them.
+
 One worker and one isolated topic prefix serve the whole module (startup dominates); each
-scenario has its own order id, so topic reads are filtered by key.
+scenario has its own order id and SKUs, so topic reads are filtered by key.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -47,6 +58,13 @@ pytestmark = pytest.mark.kafka
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 ALL_SCENARIOS = sorted(p.stem for p in SCENARIOS.glob("*.jsonl"))
 RAW_FIELDS = ("_text", "_json", "_null", "_avro")
+INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
+# Event types whose handling can send allocation messages (docs/order-model.md "Events";
+# OrderPlaced when it replays a buffered dispatch).
+TALKS_TO_INVENTORY = frozenset(
+    "OrderPlaced OrderAccepted OrderLineChanged OrderLineCancelled OrderCancelled ShipmentDispatched".split()
+)
+REQUEST_TYPES = ("AllocationRequest", "AllocationRelease", "StockIssue")
 
 
 # --------------------------------------------------------------------------- the world
@@ -89,14 +107,15 @@ def world(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def processed_records(worker: Worker) -> float:
-    """Records the order agent has taken in: decoded (`o2c_events_in`) or dead-lettered."""
+    """Records of the input topics the order and inventory agents have taken in: decoded
+    (`o2c_events_in`) or dead-lettered."""
     text = worker.get("/metrics").text
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)
         if family.name in ("o2c_events_in", "o2c_dead_letters")
         for sample in family.samples
-        if sample.name.endswith("_total")
+        if sample.name.endswith("_total") and sample.labels.get("role") in INPUT_ROLES
     )
 
 
@@ -121,6 +140,28 @@ def wait_until(what: str, probe: Callable[[], Any], worker: Worker, timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}\n--- worker log ---\n{worker.log_tail()}")
         time.sleep(0.1)
+
+
+def allocation_loop_quiet(worker: Worker) -> bool:
+    """Every allocation message sent has been received, both ways, and the counts stayed put
+    for 0.2 s (a received message's answer is sent in the same batch that received it)."""
+    first = counter(worker, "o2c_allocation_messages")  # (stage, type) -> count
+    time.sleep(0.2)
+    counts = counter(worker, "o2c_allocation_messages")
+    if counts != first:
+        return False
+    for types in (REQUEST_TYPES, ("AllocationResult",)):
+        if sum(counts["sent", t] for t in types) != sum(counts["received", t] for t in types):
+            return False
+    return True
+
+
+def answered_in_line_order(world: World, *skus: str) -> None:
+    """Precondition of a trail: the SKUs share a partition of the allocation requests topic
+    (and of o2c.inventory), so the inventory side handles, and answers, them in send order."""
+    partitions = list(range(world.settings.partitions))
+    chosen = {sku: DefaultPartitioner()(sku.encode(), partitions, partitions) for sku in skus}
+    assert len(set(chosen.values())) == 1, f"SKUs on different partitions, answers unordered: {chosen}"
 
 
 def order(world: World, order_id: str, *, seq: int) -> dict:
@@ -171,6 +212,18 @@ def is_raw(line: dict) -> bool:
     return any(f in line for f in RAW_FIELDS)
 
 
+def group_length(lines: list[dict]) -> int:
+    """Lines produced together: same topic, all raw or all valid, up to and including the first
+    one that talks to the inventory side."""
+    kind = (lines[0]["_topic"], is_raw(lines[0]))
+    for i, ln in enumerate(lines):
+        if (ln["_topic"], is_raw(ln)) != kind:
+            return i
+        if ln.get("event_type") in TALKS_TO_INVENTORY:
+            return i + 1
+    return len(lines)
+
+
 class Scenario:
     def __init__(self, world: World, name: str) -> None:
         self.world = world
@@ -189,20 +242,22 @@ class Scenario:
             )
         pending = self.lines[self.position : end]
         while pending:
-            topic, raw = pending[0]["_topic"], is_raw(pending[0])
-            n = next(
-                (i for i, ln in enumerate(pending) if (ln["_topic"], is_raw(ln)) != (topic, raw)),
-                len(pending),
-            )
+            n = group_length(pending)
             run, pending = pending[:n], pending[n:]
             target = processed_records(self.world.worker) + len(run)
-            if raw:
+            if is_raw(run[0]):
                 self._produce_raw(run)
             else:
-                self._produce_cli(topic, run)
+                self._produce_cli(run[0]["_topic"], run)
+            labels = [label(ln) for ln in run]
             wait_until(
-                f"{self.name}: the worker to take in {[label(ln) for ln in run]}",
+                f"{self.name}: the worker to take in {labels}",
                 lambda target=target: processed_records(self.world.worker) >= target,
+                self.world.worker,
+            )
+            wait_until(
+                f"{self.name}: the allocation loop to settle after {labels}",
+                lambda: allocation_loop_quiet(self.world.worker),
                 self.world.worker,
             )
         self.position = end
@@ -260,6 +315,7 @@ def line(
     shipped: int = 0,
     delivered: int = 0,
     invoiced: int = 0,
+    promised_at: str | None = None,
 ) -> dict:
     """A LineStatus of OrderStatusChanged."""
     return {
@@ -273,7 +329,7 @@ def line(
         "shipped": shipped,
         "delivered": delivered,
         "invoiced": invoiced,
-        "promised_at": None,
+        "promised_at": ms(promised_at) if promised_at else None,
     }
 
 
@@ -315,6 +371,16 @@ def header(record: dict) -> tuple:
     return record["customer_id"], record["channel"], record["region"], record["currency"]
 
 
+def positions(world: World, sku: str) -> list[tuple]:
+    """(warehouse_id, on_hand, reserved, backordered, atp) of the SKU per warehouse (GET /atp)."""
+    reply = world.worker.get(f"/atp/{sku}")
+    assert reply.status_code == 200, reply.text
+    return [
+        (w["warehouse_id"], w["on_hand"], w["reserved"], w["backordered"], w["atp"])
+        for w in reply.json()["warehouses"]
+    ]
+
+
 def assert_clean_log(world: World) -> None:
     assert world.worker.errors() == [], world.worker.log_tail()
 
@@ -323,20 +389,22 @@ def assert_clean_log(world: World) -> None:
 
 
 def test_happy_path_to_closed(world: World) -> None:
+    answered_in_line_order(world, "SKU-A", "SKU-B")
     sc = Scenario(world, "happy_path").play(through="hp-2")
-    body = order(world, "SO-HAPPY", seq=2)
-    assert body["status"] == "ACCEPTED" and body["placed"] is True
-    # No inventory side yet: the accepted quantity waits for allocation.
+    body = order(world, "SO-HAPPY", seq=4)
+    assert body["status"] == "ALLOCATED" and body["placed"] is True
+    # Line 1 names no warehouse: DC1 has the highest ATP of SKU-A (10 against 4 at DC2).
     assert body["lines"] == [
-        view_line(1000, "1", "SKU-A", 2, pending=2),
-        view_line(500, "2", "SKU-B", 1, warehouse_id="DC1", pending=1),
+        view_line(1000, "1", "SKU-A", 2, warehouse_id="DC1", allocated=2),
+        view_line(500, "2", "SKU-B", 1, warehouse_id="DC1", allocated=1),
     ]
+    assert body["milestones"]["allocated_at"] == ms("2026-11-02T09:05:00Z")  # answers to the acceptance
 
     sc.play(through="hp-5")  # picked (not published), dispatched, delivered
-    body = order(world, "SO-HAPPY", seq=4)
+    body = order(world, "SO-HAPPY", seq=6)
     assert body["status"] == "DELIVERED"
     assert body["lines"] == [
-        view_line(1000, "1", "SKU-A", 2, shipped=2, delivered=2),
+        view_line(1000, "1", "SKU-A", 2, warehouse_id="DC1", shipped=2, delivered=2),
         view_line(500, "2", "SKU-B", 1, warehouse_id="DC1", shipped=1, delivered=1),
     ]
     assert body["shipments"] == [
@@ -361,7 +429,7 @@ def test_happy_path_to_closed(world: World) -> None:
         reply = poll.result(timeout=30)
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    assert (body["status"], body["seq"]) == ("CLOSED", 6)
+    assert (body["status"], body["seq"]) == ("CLOSED", 8)
     assert money(body) == (2500, 2500, 0, 0)
     assert body["invoices"] == [
         {
@@ -386,20 +454,28 @@ def test_happy_path_to_closed(world: World) -> None:
         }
     ]
 
-    events = status_events(world, "SO-HAPPY", 6)
+    events = status_events(world, "SO-HAPPY", 8)
     assert trail(events) == [
         (1, "SUBMITTED", None),
         (2, "ACCEPTED", "SUBMITTED"),
-        (3, "SHIPPED", "ACCEPTED"),
-        (4, "DELIVERED", "SHIPPED"),
-        (5, "INVOICED", "DELIVERED"),
-        (6, "CLOSED", "INVOICED"),
+        (3, "PARTIALLY_ALLOCATED", "ACCEPTED"),  # line 1 answered, line 2 still pending
+        (4, "ALLOCATED", "PARTIALLY_ALLOCATED"),
+        (5, "SHIPPED", "ALLOCATED"),  # the answers to the stock issues confirm: not published
+        (6, "DELIVERED", "SHIPPED"),
+        (7, "INVOICED", "DELIVERED"),
+        (8, "CLOSED", "INVOICED"),
     ]
-    assert [e["cause_event_id"] for e in events] == ["hp-1", "hp-2", "hp-4", "hp-5", "hp-6", "hp-7"]
+    assert [e["cause_event_type"] for e in events[2:4]] == ["AllocationResult", "AllocationResult"]
+    assert [e["cause_event_id"] for e in events] == "hp-1 hp-2 SKU-A:1 SKU-B:1 hp-4 hp-5 hp-6 hp-7".split()
+    assert events[2]["lines"] == [
+        line("1", "SKU-A", 2, warehouse_id="DC1", allocated=2),
+        line("2", "SKU-B", 1, warehouse_id="DC1"),  # requested, not answered yet
+    ]
+    assert events[2]["occurred_at"] == ms("2026-11-02T09:05:00Z")  # the business time of the request
     last = events[-1]
     assert header(last) == ("C-100", "EDI", "EU", "EUR")
     assert last["lines"] == [
-        line("1", "SKU-A", 2, shipped=2, delivered=2, invoiced=2),
+        line("1", "SKU-A", 2, warehouse_id="DC1", shipped=2, delivered=2, invoiced=2),
         line("2", "SKU-B", 1, warehouse_id="DC1", shipped=1, delivered=1, invoiced=1),
     ]
     assert money(last) == (2500, 2500, 0, 0)
@@ -407,7 +483,7 @@ def test_happy_path_to_closed(world: World) -> None:
     assert last["milestones"] == milestones(
         placed_at="2026-11-02T09:00:00Z",
         accepted_at="2026-11-02T09:05:00Z",
-        allocated_at="2026-11-03T08:00:00Z",  # everything open was shipped by the dispatch
+        allocated_at="2026-11-02T09:05:00Z",  # the second answer to the acceptance
         shipped_at="2026-11-03T08:00:00Z",
         delivered_at="2026-11-04T15:00:00Z",
         invoiced_at="2026-11-04T18:00:00Z",
@@ -417,16 +493,54 @@ def test_happy_path_to_closed(world: World) -> None:
     assert (last["cause_event_type"], last["occurred_at"]) == ("PaymentReceived", ms("2026-11-20T10:00:00Z"))
     assert body["milestones"] == last["milestones"]
     assert exception_records(world, "SO-HAPPY", 0) == []
+
+    # SKU-A's ledger: receipts, the reservation at DC1, the dispatch from DC1 taking on-hand
+    # and the reservation down together (ATP unchanged).
+    atp = read_for(world, "atp", "SKU-A", 4)
+    assert [
+        (a["warehouse_id"], a["on_hand"], a["reserved"], a["atp"], a["network_atp"], a["cause_event_id"])
+        for a in atp
+    ] == [
+        ("DC1", 10, 0, 10, 10, "hp-s1"),
+        ("DC2", 4, 0, 4, 14, "hp-s2"),
+        ("DC1", 10, 2, 8, 12, "hp-2"),
+        ("DC1", 8, 0, 8, 12, "hp-4"),
+    ]
+    assert positions(world, "SKU-B") == [("DC1", 4, 0, 0, 4)]
     assert_clean_log(world)
 
 
 def test_partial_shipment_then_invoice_of_shipped_quantity_only(world: World) -> None:
-    sc = Scenario(world, "partial_shipment").play(through="pt-6")
-    body = order(world, "SO-PART", seq=6)
+    answered_in_line_order(world, "SKU-C", "SKU-F")
+    sc = Scenario(world, "partial_shipment").play(through="pt-2")
+    body = order(world, "SO-PART", seq=4)
+    # DC2 has 3 of the 4 SKU-C and no SKU-F; PO-PT-2 is expected to bring the rest on 11-11.
+    assert body["status"] == "PARTIALLY_ALLOCATED"
+    promised = "2026-11-11T08:00:00Z"
+    assert body["lines"] == [
+        view_line(
+            1000, "1", "SKU-C", 4, warehouse_id="DC2", allocated=3, backordered=1, promised_at=promised
+        ),
+        view_line(2500, "2", "SKU-F", 2, warehouse_id="DC2", backordered=2, promised_at=promised),
+    ]
+
+    sc.play(through="pt-6")  # SH-1 ships the 3 in stock; delivered, invoiced, paid
+    body = order(world, "SO-PART", seq=8)
     assert body["status"] == "PARTIALLY_SHIPPED"
     assert body["lines"] == [
-        view_line(1000, "1", "SKU-C", 4, shipped=3, delivered=3, invoiced=3, pending=1),
-        view_line(2500, "2", "SKU-D", 2, pending=2),
+        view_line(
+            1000,
+            "1",
+            "SKU-C",
+            4,
+            warehouse_id="DC2",
+            backordered=1,
+            shipped=3,
+            delivered=3,
+            invoiced=3,
+            promised_at=promised,
+        ),
+        view_line(2500, "2", "SKU-F", 2, warehouse_id="DC2", backordered=2, promised_at=promised),
     ]
     assert money(body) == (3000, 3000, 0, 0)
     assert body["milestones"] == milestones(
@@ -436,97 +550,150 @@ def test_partial_shipment_then_invoice_of_shipped_quantity_only(world: World) ->
         ("INV-PT-1", ms("2026-11-19T13:00:00Z"), 3000)  # payment_terms_days 14
     ]
 
-    sc.play()  # the rest ships (not delivered), is invoiced and paid
-    events = status_events(world, "SO-PART", 9)
+    sc.play()  # PO-PT-2 arrives and fills both backorders; the rest ships (not delivered), is invoiced and paid
+    events = status_events(world, "SO-PART", 13)
     assert trail(events) == [
         (1, "SUBMITTED", None),
         (2, "ACCEPTED", "SUBMITTED"),
-        (3, "PARTIALLY_SHIPPED", "ACCEPTED"),
-        (4, "PARTIALLY_SHIPPED", "PARTIALLY_SHIPPED"),  # delivery of SH-1
-        (5, "PARTIALLY_SHIPPED", "PARTIALLY_SHIPPED"),  # invoice of the shipped 3
-        (6, "PARTIALLY_SHIPPED", "PARTIALLY_SHIPPED"),  # its payment
-        (7, "PARTIALLY_PAID", "PARTIALLY_SHIPPED"),  # all shipped, part invoiced, something paid
-        (8, "PARTIALLY_PAID", "PARTIALLY_PAID"),  # fully invoiced, 3000 of 9000 paid
-        (9, "CLOSED", "PARTIALLY_PAID"),
+        (3, "PARTIALLY_ALLOCATED", "ACCEPTED"),  # line 1: 3 allocated, 1 backordered
+        (4, "PARTIALLY_ALLOCATED", "PARTIALLY_ALLOCATED"),  # line 2: 2 backordered
+        (5, "PARTIALLY_SHIPPED", "PARTIALLY_ALLOCATED"),  # SH-1 ships the allocated 3
+        (6, "PARTIALLY_SHIPPED", "PARTIALLY_SHIPPED"),  # delivery of SH-1
+        (7, "PARTIALLY_SHIPPED", "PARTIALLY_SHIPPED"),  # invoice of the shipped 3
+        (8, "PARTIALLY_SHIPPED", "PARTIALLY_SHIPPED"),  # its payment
+        (9, "PARTIALLY_SHIPPED", "PARTIALLY_SHIPPED"),  # receipt of SKU-C fills line 1
+        (10, "PARTIALLY_SHIPPED", "PARTIALLY_SHIPPED"),  # receipt of SKU-F fills line 2
+        (11, "PARTIALLY_PAID", "PARTIALLY_SHIPPED"),  # all shipped, part invoiced, something paid
+        (12, "PARTIALLY_PAID", "PARTIALLY_PAID"),  # fully invoiced, 3000 of 9000 paid
+        (13, "CLOSED", "PARTIALLY_PAID"),
     ]
-    sixth = events[5]
-    assert sixth["lines"] == [
-        line("1", "SKU-C", 4, shipped=3, delivered=3, invoiced=3),
-        line("2", "SKU-D", 2),
+    # Result ids count per SKU: SKU-C:2 answered the stock issue of SH-1 and confirmed it.
+    assert [e["cause_event_id"] for e in events] == (
+        "pt-1 pt-2 SKU-C:1 SKU-F:1 pt-3 pt-4 pt-5 pt-6 SKU-C:3 SKU-F:2 pt-7 pt-8 pt-9".split()
+    )
+    eighth, tenth = events[7], events[9]
+    assert eighth["lines"] == [
+        line(
+            "1",
+            "SKU-C",
+            4,
+            warehouse_id="DC2",
+            backordered=1,
+            shipped=3,
+            delivered=3,
+            invoiced=3,
+            promised_at=promised,
+        ),
+        line("2", "SKU-F", 2, warehouse_id="DC2", backordered=2, promised_at=promised),
     ]
-    assert money(sixth) == (3000, 3000, 0, 0)
+    assert money(eighth) == (3000, 3000, 0, 0)
+    assert tenth["lines"] == [
+        line("1", "SKU-C", 4, warehouse_id="DC2", allocated=1, shipped=3, delivered=3, invoiced=3),
+        line("2", "SKU-F", 2, warehouse_id="DC2", allocated=2),
+    ]  # filled: no promise date any more
+    assert (tenth["cause_event_type"], tenth["occurred_at"]) == (
+        "AllocationResult",
+        ms("2026-11-11T08:30:00Z"),
+    )
     last = events[-1]
     assert header(last) == ("C-200", "ECOM", "US", "USD")
     assert last["lines"] == [
-        line("1", "SKU-C", 4, shipped=4, delivered=3, invoiced=4),
-        line("2", "SKU-D", 2, shipped=2, invoiced=2),
+        line("1", "SKU-C", 4, warehouse_id="DC2", shipped=4, delivered=3, invoiced=4),
+        line("2", "SKU-F", 2, warehouse_id="DC2", shipped=2, invoiced=2),
     ]
     assert money(last) == (9000, 9000, 0, 0)
     assert last["exceptions"] == []
     assert last["milestones"] == milestones(
         placed_at="2026-11-02T10:00:00Z",
         accepted_at="2026-11-02T10:01:00Z",
-        allocated_at="2026-11-12T09:00:00Z",
+        allocated_at="2026-11-11T08:30:00Z",  # the fill of the last backorder (receipt pt-r2)
         shipped_at="2026-11-12T09:00:00Z",
         invoiced_at="2026-11-12T13:00:00Z",
         paid_at="2026-11-20T08:00:00Z",
         closed_at="2026-11-20T08:00:00Z",
     )  # SH-2 was never delivered: CLOSED does not need delivered_at
     assert exception_records(world, "SO-PART", 0) == []
-    body = order(world, "SO-PART", seq=9)
+    body = order(world, "SO-PART", seq=13)
     assert body["status"] == "CLOSED"
     assert body["lines"] == [
-        view_line(1000, "1", "SKU-C", 4, shipped=4, delivered=3, invoiced=4),
-        view_line(2500, "2", "SKU-D", 2, shipped=2, invoiced=2),
+        view_line(1000, "1", "SKU-C", 4, warehouse_id="DC2", shipped=4, delivered=3, invoiced=4),
+        view_line(2500, "2", "SKU-F", 2, warehouse_id="DC2", shipped=2, invoiced=2),
     ]
+    # Everything received was shipped; the receipts closed PO-PT-2.
+    for sku in ("SKU-C", "SKU-F"):
+        assert positions(world, sku) == [("DC2", 0, 0, 0, 0)], sku
+        assert world.worker.get(f"/atp/{sku}/DC2").json()["expected_supply"] == [], sku
     assert_clean_log(world)
 
 
 def test_cancel_of_one_line(world: World) -> None:
-    sc = Scenario(world, "cancel_line").play(through="cx-4")
+    answered_in_line_order(world, "SKU-E", "SKU-D")
+    sc = Scenario(world, "cancel_line").play(through="cx-2")
     body = order(world, "SO-CXL", seq=4)
-    assert body["status"] == "ACCEPTED"
+    assert body["status"] == "PARTIALLY_ALLOCATED"  # DC1 has 5 SKU-E but only 1 SKU-D
     assert body["lines"] == [
-        view_line(1500, "1", "SKU-E", 2, pending=2),
-        view_line(700, "2", "SKU-F", 3, cancelled=3),
+        view_line(1500, "1", "SKU-E", 2, warehouse_id="DC1", allocated=2),
+        view_line(700, "2", "SKU-D", 3, warehouse_id="DC1", allocated=1, backordered=2),
+    ]
+
+    sc.play(through="cx-4")
+    body = order(world, "SO-CXL", seq=6)
+    # The cancel took line 2's 2 backordered, then its 1 allocated: what is left is allocated.
+    assert body["status"] == "ALLOCATED"
+    assert body["lines"] == [
+        view_line(1500, "1", "SKU-E", 2, warehouse_id="DC1", allocated=2),
+        view_line(700, "2", "SKU-D", 3, warehouse_id="DC1", cancelled=3),
     ]
     assert [(e["code"], e["cause_event_id"]) for e in body["exceptions"]] == [("EVENT_AFTER_CANCEL", "cx-4")]
+    assert positions(world, "SKU-D") == [("DC1", 1, 0, 0, 1)]  # the release gave the unit back
 
     sc.play()
-    events = status_events(world, "SO-CXL", 7)
+    events = status_events(world, "SO-CXL", 9)
     assert trail(events) == [
         (1, "SUBMITTED", None),
         (2, "ACCEPTED", "SUBMITTED"),
-        (3, "ACCEPTED", "ACCEPTED"),  # line 2 cancelled
-        (4, "ACCEPTED", "ACCEPTED"),  # cancel of the cancelled line: EVENT_AFTER_CANCEL
-        (5, "SHIPPED", "ACCEPTED"),  # line 1 shipped; the unit of line 2 is not counted
-        (6, "INVOICED", "SHIPPED"),
-        (7, "CLOSED", "INVOICED"),
+        (3, "PARTIALLY_ALLOCATED", "ACCEPTED"),  # line 1 allocated
+        (4, "PARTIALLY_ALLOCATED", "PARTIALLY_ALLOCATED"),  # line 2: 1 allocated, 2 backordered
+        (5, "ALLOCATED", "PARTIALLY_ALLOCATED"),  # line 2 cancelled
+        (6, "ALLOCATED", "ALLOCATED"),  # cancel of the cancelled line: EVENT_AFTER_CANCEL
+        (7, "SHIPPED", "ALLOCATED"),  # line 1 shipped; the unit of line 2 is not counted
+        (8, "INVOICED", "SHIPPED"),
+        (9, "CLOSED", "INVOICED"),
     ]
-    assert events[2]["lines"] == [line("1", "SKU-E", 2), line("2", "SKU-F", 3, cancelled=3)]
+    # The answer to the release (SKU-D:2) and to the stock issues confirm: not published.
+    assert [
+        e["cause_event_id"] for e in events
+    ] == "cx-1 cx-2 SKU-E:1 SKU-D:1 cx-3 cx-4 cx-5 cx-6 cx-7".split()
+    assert events[4]["lines"] == [
+        line("1", "SKU-E", 2, warehouse_id="DC1", allocated=2),
+        line("2", "SKU-D", 3, warehouse_id="DC1", cancelled=3),
+    ]
     last = events[-1]
     assert header(last) == ("C-300", "SALES", "EU", "EUR")
     assert last["lines"] == [
-        line("1", "SKU-E", 2, shipped=2, invoiced=2),
-        line("2", "SKU-F", 3, cancelled=3),
+        line("1", "SKU-E", 2, warehouse_id="DC1", shipped=2, invoiced=2),
+        line("2", "SKU-D", 3, warehouse_id="DC1", cancelled=3),
     ]
     assert money(last) == (3000, 3000, 0, 0)
     assert refs(last) == [("EVENT_AFTER_CANCEL", "cx-4"), ("EVENT_AFTER_CANCEL", "cx-5")]
     assert last["milestones"] == milestones(
         placed_at="2026-11-02T11:00:00Z",
         accepted_at="2026-11-02T11:10:00Z",
-        allocated_at="2026-11-03T09:00:00Z",
+        allocated_at="2026-11-02T12:00:00Z",  # the cancel left every open unit allocated
         shipped_at="2026-11-03T09:00:00Z",
         invoiced_at="2026-11-03T18:00:00Z",
         paid_at="2026-11-25T10:00:00Z",
         closed_at="2026-11-25T10:00:00Z",
     )  # not every line cancelled: no cancelled_at
     assert exception_records(world, "SO-CXL", 2) == [
-        ("EVENT_AFTER_CANCEL", "SO-CXL", "SKU-F", "cx-4"),
-        ("EVENT_AFTER_CANCEL", "SO-CXL", "SKU-F", "cx-5"),
+        ("EVENT_AFTER_CANCEL", "SO-CXL", "SKU-D", "cx-4"),
+        ("EVENT_AFTER_CANCEL", "SO-CXL", "SKU-D", "cx-5"),
     ]
-    body = order(world, "SO-CXL", seq=7)
+    body = order(world, "SO-CXL", seq=9)
     assert body["status"] == "CLOSED" and body["exceptions_total"] == 2
+    # The dispatched unit of the cancelled line did leave DC1: the ledger counts it.
+    assert positions(world, "SKU-D") == [("DC1", 0, 0, 0, 0)]
+    assert positions(world, "SKU-E") == [("DC1", 3, 0, 0, 3)]
     assert_clean_log(world)
 
 
@@ -540,72 +707,110 @@ def test_hold_and_release(world: World) -> None:
     ]
 
     sc.play(through="ho-5")
-    body = order(world, "SO-HOLD", seq=4)
+    body = order(world, "SO-HOLD", seq=5)
     assert body["status"] == "ON_HOLD"  # accepted while on hold: the hold wins
     assert [h["hold_type"] for h in body["holds"]] == ["CREDIT", "FRAUD"]
     assert body["milestones"]["accepted_at"] == ms("2026-11-02T13:00:00Z")
-    assert body["lines"] == [view_line(9900, "1", "SKU-G", 1, pending=1)]
+    # Holds do not stop allocation; no warehouse has SKU-G: backordered, at no warehouse yet.
+    assert body["lines"] == [view_line(9900, "1", "SKU-G", 1, backordered=1)]
 
-    sc.play()
-    reply = world.worker.get("/orders/SO-HOLD?wait_for=ACCEPTED&timeout=10")
+    sc.play(through="ho-8")
+    reply = world.worker.get("/orders/SO-HOLD?wait_for=BACKORDERED&timeout=10")
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    assert (body["status"], body["seq"], body["holds"]) == ("ACCEPTED", 7, [])
+    assert (body["status"], body["seq"], body["holds"]) == ("BACKORDERED", 8, [])
 
-    events = status_events(world, "SO-HOLD", 7)
+    sc.play()  # SKU-G arrives at DC3, its first warehouse, which takes the waiting line
+    body = order(world, "SO-HOLD", seq=9)
+    assert body["status"] == "ALLOCATED"
+    assert body["lines"] == [view_line(9900, "1", "SKU-G", 1, warehouse_id="DC3", allocated=1)]
+
+    events = status_events(world, "SO-HOLD", 9)
     assert trail(events) == [
         (1, "SUBMITTED", None),
         (2, "ON_HOLD", "SUBMITTED"),
         (3, "ON_HOLD", "ON_HOLD"),  # accepted
-        (4, "ON_HOLD", "ON_HOLD"),  # FRAUD hold added
-        (5, "ON_HOLD", "ON_HOLD"),  # CREDIT released, FRAUD still active
-        (6, "ON_HOLD", "ON_HOLD"),  # CREDIT released again: HOLD_NOT_ACTIVE
-        (7, "ACCEPTED", "ON_HOLD"),
+        (4, "ON_HOLD", "ON_HOLD"),  # backordered
+        (5, "ON_HOLD", "ON_HOLD"),  # FRAUD hold added
+        (6, "ON_HOLD", "ON_HOLD"),  # CREDIT released, FRAUD still active
+        (7, "ON_HOLD", "ON_HOLD"),  # CREDIT released again: HOLD_NOT_ACTIVE
+        (8, "BACKORDERED", "ON_HOLD"),
+        (9, "ALLOCATED", "BACKORDERED"),  # the receipt fills the backorder
     ]
-    assert [e["cause_event_id"] for e in events] == ["ho-1", "ho-2", "ho-4", "ho-5", "ho-6", "ho-7", "ho-8"]
+    assert [
+        e["cause_event_id"] for e in events
+    ] == "ho-1 ho-2 ho-4 SKU-G:1 ho-5 ho-6 ho-7 ho-8 SKU-G:2".split()
     assert [e["holds"] for e in events] == [
         [],
+        ["CREDIT"],
         ["CREDIT"],
         ["CREDIT"],
         ["CREDIT", "FRAUD"],
         ["FRAUD"],
         ["FRAUD"],
         [],
+        [],
     ]
+    assert events[3]["lines"] == [line("1", "SKU-G", 1, backordered=1)]
     last = events[-1]
+    assert (last["cause_event_type"], last["occurred_at"]) == ("AllocationResult", ms("2026-11-03T09:00:00Z"))
     assert header(last) == ("C-400", "MARKETPLACE", "APAC", "JPY")
-    assert last["lines"] == [line("1", "SKU-G", 1)]
+    assert last["lines"] == [line("1", "SKU-G", 1, warehouse_id="DC3", allocated=1)]
     assert money(last) == (0, 0, 0, 0)
     assert refs(last) == [("HOLD_NOT_ACTIVE", "ho-7")]
     assert last["milestones"] == milestones(
-        placed_at="2026-11-02T12:00:00Z", accepted_at="2026-11-02T13:00:00Z"
+        placed_at="2026-11-02T12:00:00Z",
+        accepted_at="2026-11-02T13:00:00Z",
+        allocated_at="2026-11-03T09:00:00Z",  # the receipt's business time
     )
     assert exception_records(world, "SO-HOLD", 1) == [("HOLD_NOT_ACTIVE", "SO-HOLD", None, "ho-7")]
+    assert positions(world, "SKU-G") == [("DC3", 2, 1, 0, 1)]
     assert_clean_log(world)
 
 
 def test_duplicates(world: World) -> None:
     duplicates_before = counter(world.worker, "o2c_duplicate_events")[()]
+    messages_before = counter(world.worker, "o2c_allocation_messages")
     Scenario(world, "duplicates").play()
-    # du-1 twice (plus once more at the very end), du-2, du-4, du-6 and du-8 twice: six no-ops.
-    assert counter(world.worker, "o2c_duplicate_events")[()] - duplicates_before == 6
+    # du-s1 twice (the ledger's no-op), du-1 twice (plus once more at the very end), du-2, du-4,
+    # du-6 and du-8 twice: seven no-ops.
+    assert counter(world.worker, "o2c_duplicate_events")[()] - duplicates_before == 7
+    # One request (the second OrderAccepted asks for nothing), one stock issue (SH-1 is not
+    # shipped twice), each answered once. Labels sorted by name: (stage, type).
+    assert counter(world.worker, "o2c_allocation_messages") - messages_before == Counter(
+        {
+            ("sent", "AllocationRequest"): 1,
+            ("received", "AllocationRequest"): 1,
+            ("sent", "StockIssue"): 1,
+            ("received", "StockIssue"): 1,
+            ("sent", "AllocationResult"): 2,
+            ("received", "AllocationResult"): 2,
+        }
+    )
 
-    events = status_events(world, "SO-DUP", 9)
+    events = status_events(world, "SO-DUP", 10)
     assert trail(events) == [
         (1, "SUBMITTED", None),
         (2, "ACCEPTED", "SUBMITTED"),
-        (3, "ACCEPTED", "ACCEPTED"),  # another OrderAccepted: ALREADY_ACCEPTED
-        (4, "SHIPPED", "ACCEPTED"),
-        (5, "SHIPPED", "SHIPPED"),  # SH-1 again under a new event id: DUPLICATE_SHIPMENT
-        (6, "INVOICED", "SHIPPED"),
-        (7, "INVOICED", "INVOICED"),  # INV-DU-1 again: DUPLICATE_INVOICE
-        (8, "CLOSED", "INVOICED"),
-        (9, "CLOSED", "CLOSED"),  # PAY-DU-1 again: DUPLICATE_PAYMENT
+        (3, "ALLOCATED", "ACCEPTED"),
+        (4, "ALLOCATED", "ALLOCATED"),  # another OrderAccepted: ALREADY_ACCEPTED
+        (5, "SHIPPED", "ALLOCATED"),
+        (6, "SHIPPED", "SHIPPED"),  # SH-1 again under a new event id: DUPLICATE_SHIPMENT
+        (7, "INVOICED", "SHIPPED"),
+        (8, "INVOICED", "INVOICED"),  # INV-DU-1 again: DUPLICATE_INVOICE
+        (9, "CLOSED", "INVOICED"),
+        (10, "CLOSED", "CLOSED"),  # PAY-DU-1 again: DUPLICATE_PAYMENT
     ]
-    assert [e["cause_event_id"] for e in events] == [f"du-{i}" for i in range(1, 10)]
+    assert [e["cause_event_id"] for e in events] == [
+        "du-1",
+        "du-2",
+        "SKU-H:1",
+        *(f"du-{i}" for i in range(3, 10)),
+    ]
     last = events[-1]
     assert header(last) == ("C-500", "EDI", "EU", "EUR")
-    assert last["lines"] == [line("1", "SKU-H", 1, shipped=1, invoiced=1)]  # nothing counted twice
+    # nothing counted twice
+    assert last["lines"] == [line("1", "SKU-H", 1, warehouse_id="DC1", shipped=1, invoiced=1)]
     assert money(last) == (4000, 4000, 0, 0)
     assert refs(last) == [
         ("ALREADY_ACCEPTED", "du-3"),
@@ -616,7 +821,7 @@ def test_duplicates(world: World) -> None:
     assert last["milestones"] == milestones(
         placed_at="2026-11-02T13:00:00Z",
         accepted_at="2026-11-02T13:10:00Z",  # the first acceptance
-        allocated_at="2026-11-03T10:00:00Z",
+        allocated_at="2026-11-02T13:10:00Z",  # its answer
         shipped_at="2026-11-03T10:00:00Z",
         invoiced_at="2026-11-03T18:00:00Z",
         paid_at="2026-11-15T09:00:00Z",
@@ -628,13 +833,14 @@ def test_duplicates(world: World) -> None:
         ("DUPLICATE_INVOICE", "SO-DUP", None, "du-7"),
         ("DUPLICATE_PAYMENT", "SO-DUP", None, "du-9"),
     ]
-    body = order(world, "SO-DUP", seq=9)
+    body = order(world, "SO-DUP", seq=10)
     assert body["status"] == "CLOSED"
-    assert body["lines"] == [view_line(4000, "1", "SKU-H", 1, shipped=1, invoiced=1)]
+    assert body["lines"] == [view_line(4000, "1", "SKU-H", 1, warehouse_id="DC1", shipped=1, invoiced=1)]
     assert [s["shipment_id"] for s in body["shipments"]] == ["SH-1"]
     assert [(i["invoice_id"], i["applied_minor"]) for i in body["invoices"]] == [("INV-DU-1", 4000)]
     assert [(p["payment_id"], p["amount_minor"]) for p in body["payments"]] == [("PAY-DU-1", 4000)]
     assert body["exceptions_total"] == 4
+    assert positions(world, "SKU-H") == [("DC1", 2, 0, 0, 2)]  # 3 received once, 1 shipped once
     assert_clean_log(world)
 
 
@@ -660,7 +866,7 @@ def test_shipment_before_its_order(world: World) -> None:
     events = status_events(world, "SO-EARLY", 2)
     assert trail(events) == [
         (1, "SUBMITTED", None),  # OrderPlaced replays the buffered dispatch and delivery
-        (2, "DELIVERED", "SUBMITTED"),  # accepted, everything already shipped and delivered
+        (2, "DELIVERED", "SUBMITTED"),  # accepted, everything already shipped: nothing to allocate
     ]
     assert [e["cause_event_id"] for e in events] == ["ea-3", "ea-4"]
     first, last = events
@@ -685,6 +891,10 @@ def test_shipment_before_its_order(world: World) -> None:
         delivered_at="2026-11-02T07:30:00Z",
     )
     assert exception_records(world, "SO-EARLY", 0) == []
+    # The stock left DC3 all the same: OrderPlaced replayed the dispatch, whose stock issues
+    # (lines never requested) move on-hand and are not answered.
+    assert positions(world, "SKU-I") == [("DC3", 8, 0, 0, 8)]
+    assert positions(world, "SKU-J") == [("DC3", 4, 0, 0, 4)]
     assert_clean_log(world)
 
     # Checked last so that a failure here does not hide the rest of the scenario.
@@ -704,35 +914,48 @@ def test_shipment_before_its_order(world: World) -> None:
 
 def test_invoice_exceeding_shipped_quantity(world: World) -> None:
     sc = Scenario(world, "invoice_exceeds_shipped").play(through="ov-4")
-    body = order(world, "SO-OVER", seq=4)
+    body = order(world, "SO-OVER", seq=5)
     assert body["status"] == "PARTIALLY_SHIPPED"
     # 5 invoiced, 3 shipped: 3 counted, 2 parked until a shipment makes room; the amount counts.
-    assert body["lines"] == [view_line(1000, "1", "SKU-K", 5, shipped=3, invoiced=3, pending=2, unmatched=2)]
+    # The 2 not shipped stay allocated at DC1.
+    assert body["lines"] == [
+        view_line(1000, "1", "SKU-K", 5, warehouse_id="DC1", allocated=2, shipped=3, invoiced=3, unmatched=2)
+    ]
     assert money(body) == (5000, 0, 0, 5000)
     assert [e["code"] for e in body["exceptions"]] == ["INVOICE_EXCEEDS_SHIPPED"]
 
     sc.play()
-    events = status_events(world, "SO-OVER", 6)
+    events = status_events(world, "SO-OVER", 7)
     assert trail(events) == [
         (1, "SUBMITTED", None),
         (2, "ACCEPTED", "SUBMITTED"),
-        (3, "PARTIALLY_SHIPPED", "ACCEPTED"),
-        (4, "PARTIALLY_SHIPPED", "PARTIALLY_SHIPPED"),  # INVOICE_EXCEEDS_SHIPPED
-        (5, "INVOICED", "PARTIALLY_SHIPPED"),  # SH-2 ships the rest: the parked 2 are matched
-        (6, "CLOSED", "INVOICED"),
+        (3, "ALLOCATED", "ACCEPTED"),  # all 5 in stock at DC1
+        (4, "PARTIALLY_SHIPPED", "ALLOCATED"),
+        (5, "PARTIALLY_SHIPPED", "PARTIALLY_SHIPPED"),  # INVOICE_EXCEEDS_SHIPPED
+        (6, "INVOICED", "PARTIALLY_SHIPPED"),  # SH-2 ships the rest: the parked 2 are matched
+        (7, "CLOSED", "INVOICED"),
     ]
-    fourth, last = events[3], events[-1]
-    assert fourth["lines"] == [line("1", "SKU-K", 5, shipped=3, invoiced=3)]
-    assert money(fourth) == (5000, 0, 0, 5000)
-    assert refs(fourth) == [("INVOICE_EXCEEDS_SHIPPED", "ov-4")]
+    assert [e["cause_event_id"] for e in events] == [
+        "ov-1",
+        "ov-2",
+        "SKU-K:1",
+        "ov-3",
+        "ov-4",
+        "ov-5",
+        "ov-6",
+    ]
+    fifth, last = events[4], events[-1]
+    assert fifth["lines"] == [line("1", "SKU-K", 5, warehouse_id="DC1", allocated=2, shipped=3, invoiced=3)]
+    assert money(fifth) == (5000, 0, 0, 5000)
+    assert refs(fifth) == [("INVOICE_EXCEEDS_SHIPPED", "ov-4")]
     assert header(last) == ("C-700", "SALES", "EU", "EUR")
-    assert last["lines"] == [line("1", "SKU-K", 5, shipped=5, invoiced=5)]
+    assert last["lines"] == [line("1", "SKU-K", 5, warehouse_id="DC1", shipped=5, invoiced=5)]
     assert money(last) == (5000, 5000, 0, 0)
     assert refs(last) == [("INVOICE_EXCEEDS_SHIPPED", "ov-4")]
     assert last["milestones"] == milestones(
         placed_at="2026-11-02T14:00:00Z",
         accepted_at="2026-11-02T14:05:00Z",
-        allocated_at="2026-11-06T09:00:00Z",
+        allocated_at="2026-11-02T14:05:00Z",  # the answer to the acceptance
         shipped_at="2026-11-06T09:00:00Z",
         invoiced_at="2026-11-06T09:00:00Z",  # reached when SH-2 matched the parked quantity
         paid_at="2026-11-28T09:00:00Z",
@@ -741,13 +964,15 @@ def test_invoice_exceeding_shipped_quantity(world: World) -> None:
     records = read_for(world, "exceptions", "SO-OVER", 1)
     assert exception_records(world, "SO-OVER", 1) == [("INVOICE_EXCEEDS_SHIPPED", "SO-OVER", "SKU-K", "ov-4")]
     assert records[0]["occurred_at"] == ms("2026-11-03T18:00:00Z") and records[0]["detail"]
-    body = order(world, "SO-OVER", seq=6)
+    body = order(world, "SO-OVER", seq=7)
     assert body["status"] == "CLOSED"
-    assert body["lines"] == [view_line(1000, "1", "SKU-K", 5, shipped=5, invoiced=5)]
+    assert body["lines"] == [view_line(1000, "1", "SKU-K", 5, warehouse_id="DC1", shipped=5, invoiced=5)]
+    assert positions(world, "SKU-K") == [("DC1", 0, 0, 0, 0)]
     assert_clean_log(world)
 
 
 DEAD = {  # _id -> error class, a fragment of the message
+    "bad-inventory-junk": ("DecodeError", "unknown framing"),
     "bad-junk": ("DecodeError", "unknown framing"),
     "bad-json": ("DecodeError", "it looks like JSON, not Avro"),
     "bad-schema": ("DecodeError", "is the payments schema"),
@@ -764,44 +989,54 @@ def test_malformed_records_are_dead_lettered_and_the_next_good_one_processed(wor
     dead_after = counter(world.worker, "o2c_dead_letters")
     # labels sorted by name: (error, role)
     assert dead_after - dead_before == Counter(
-        {("DecodeError", "orders"): 5, ("KeyMismatch", "orders"): 1, ("DecodeError", "shipments"): 1}
+        {
+            ("DecodeError", "inventory"): 1,
+            ("DecodeError", "orders"): 5,
+            ("KeyMismatch", "orders"): 1,
+            ("DecodeError", "shipments"): 1,
+        }
     )
 
-    events = status_events(world, "SO-BAD", 3)
+    events = status_events(world, "SO-BAD", 4)
     assert trail(events) == [
         (1, "SUBMITTED", None),
         (2, "ACCEPTED", "SUBMITTED"),  # right after the junk record
-        (3, "ON_HOLD", "ACCEPTED"),  # after five more bad records on orders and one on shipments
+        (3, "ALLOCATED", "ACCEPTED"),  # the receipt after the junk inventory record counted
+        (4, "ON_HOLD", "ALLOCATED"),  # after five more bad records on orders and one on shipments
     ]
-    assert [e["cause_event_id"] for e in events] == ["bd-1", "bd-2", "bd-3"]
+    assert [e["cause_event_id"] for e in events] == ["bd-1", "bd-2", "SKU-L:1", "bd-3"]
     last = events[-1]
     assert header(last) == ("C-800", "EDI", "LATAM", "BRL")
-    assert last["lines"] == [line("1", "SKU-L", 1)]
+    assert last["lines"] == [line("1", "SKU-L", 1, warehouse_id="DC2", allocated=1)]
     assert last["holds"] == ["MANUAL"] and last["exceptions"] == []
     assert exception_records(world, "SO-BAD", 0) == []
+    assert positions(world, "SKU-L") == [("DC2", 4, 1, 0, 3)]
 
-    dead = read_for(world, "dlq", "SO-BAD", len(DEAD))
-    by_source = {
-        (r["_headers"]["o2c.source_topic"].decode(), int(r["_headers"]["o2c.source_offset"].decode())): r
-        for r in dead
-    }
-    assert len(dead) == len(by_source) == len(DEAD)
-    for raw_id, (error_class, message) in DEAD.items():
-        sent = sc.raw[raw_id]
-        record = by_source[(sent["topic"], sent["offset"])]
-        headers = record["_headers"]
-        assert headers["o2c.error_class"] == error_class.encode(), (raw_id, headers)
-        assert message in headers["o2c.error_message"].decode(), (raw_id, headers)
-        assert headers["o2c.source_partition"] == str(sent["partition"]).encode(), raw_id
-        assert (record["_key"], record["_value"]) == (sent["key"], sent["value"]), raw_id
-    # One key, one dead-letter partition: the dead letters keep the order of the file.
-    source_of = {(sent["topic"], sent["offset"]): raw_id for raw_id, sent in sc.raw.items()}
-    assert [
-        source_of[(r["_headers"]["o2c.source_topic"].decode(), int(r["_headers"]["o2c.source_offset"]))]
-        for r in dead
-    ] == list(DEAD)
+    for key in ("SKU-L", "SO-BAD"):
+        expected = [raw_id for raw_id in DEAD if sc.raw[raw_id]["key"] == key]
+        dead = read_for(world, "dlq", key, len(expected))
+        by_source = {
+            (r["_headers"]["o2c.source_topic"].decode(), int(r["_headers"]["o2c.source_offset"].decode())): r
+            for r in dead
+        }
+        assert len(dead) == len(by_source) == len(expected), key
+        for raw_id in expected:
+            error_class, message = DEAD[raw_id]
+            sent = sc.raw[raw_id]
+            record = by_source[(sent["topic"], sent["offset"])]
+            headers = record["_headers"]
+            assert headers["o2c.error_class"] == error_class.encode(), (raw_id, headers)
+            assert message in headers["o2c.error_message"].decode(), (raw_id, headers)
+            assert headers["o2c.source_partition"] == str(sent["partition"]).encode(), raw_id
+            assert (record["_key"], record["_value"]) == (sent["key"], sent["value"]), raw_id
+        # One key, one dead-letter partition: the dead letters keep the order of the file.
+        source_of = {(sent["topic"], sent["offset"]): raw_id for raw_id, sent in sc.raw.items()}
+        assert [
+            source_of[(r["_headers"]["o2c.source_topic"].decode(), int(r["_headers"]["o2c.source_offset"]))]
+            for r in dead
+        ] == expected
 
-    body = order(world, "SO-BAD", seq=3)
+    body = order(world, "SO-BAD", seq=4)
     assert (body["status"], body["exceptions_total"]) == ("ON_HOLD", 0)
     assert world.worker.get("/orders/SO-OTHER").status_code == 404  # the mis-keyed event left no state
     assert_clean_log(world)
@@ -815,7 +1050,7 @@ def test_stats_after_the_scenarios(world: World) -> None:
         "SO-HAPPY": ("CLOSED", "EU", "EDI"),
         "SO-PART": ("CLOSED", "US", "ECOM"),
         "SO-CXL": ("CLOSED", "EU", "SALES"),
-        "SO-HOLD": ("ACCEPTED", "APAC", "MARKETPLACE"),
+        "SO-HOLD": ("ALLOCATED", "APAC", "MARKETPLACE"),
         "SO-DUP": ("CLOSED", "EU", "EDI"),
         "SO-EARLY": ("DELIVERED", "US", "ECOM"),
         "SO-OVER": ("CLOSED", "EU", "SALES"),
@@ -837,5 +1072,5 @@ def test_stats_after_the_scenarios(world: World) -> None:
         "orders": 8,
         "workers": 1,
     }
-    assert stats["by_status"] == {"CLOSED": 5, "ACCEPTED": 1, "DELIVERED": 1, "ON_HOLD": 1}
+    assert stats["by_status"] == {"CLOSED": 5, "ALLOCATED": 1, "DELIVERED": 1, "ON_HOLD": 1}
     assert_clean_log(world)
