@@ -41,7 +41,7 @@ def lag_by_partition(settings: Settings) -> dict[tuple[str, int], int]:
     try:
         tps = [TopicPartition(t, p) for t in source_topics(settings) for p in range(settings.partitions)]
         ahead = {}
-        for tp in committed(consumer, tps):
+        for tp in committed(settings, tps):
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
             start = tp.offset if tp.offset >= 0 else low
             if high > start:
@@ -71,17 +71,26 @@ def lag_by_partition(settings: Settings) -> dict[tuple[str, int], int]:
         consumer.close()
 
 
-def committed(consumer: Consumer, tps: list[TopicPartition], attempts: int = 5) -> list[TopicPartition]:
-    """The group's committed offsets; the coordinator may not answer in time while the group
-    rebalances (a worker was just killed), so ask again."""
-    for attempt in range(attempts):
-        try:
-            return consumer.committed(tps, timeout=10)
-        except KafkaException:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(1)
-    raise AssertionError("unreachable")
+def committed(settings: Settings, tps: list[TopicPartition], attempts: int = 5) -> list[TopicPartition]:
+    """The app group's committed offsets.
+
+    Asked with read_uncommitted: a read_committed consumer asks for *stable* offsets only, and
+    the broker keeps answering "unstable" while a killed worker's transaction is open (until a
+    restarted worker fences it, or the transaction times out). The coordinator may also be
+    slow to answer while the group rebalances, hence the retries."""
+    config = reader_config(settings, **{"group.id": settings.app_id, "isolation.level": "read_uncommitted"})
+    consumer = Consumer(config)  # never joins the group
+    try:
+        for attempt in range(attempts):
+            try:
+                return consumer.committed(tps, timeout=10)
+            except KafkaException:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1)
+        raise AssertionError("unreachable")
+    finally:
+        consumer.close()
 
 
 def fetch_all(worker: Worker, paths: list[str]) -> dict[str, dict]:
