@@ -10,7 +10,7 @@ first deadline not yet passed:
 The reverse entry makes rescheduling an order cost in proportion to its own deadlines
 (at most seven). The index is derived data: tables.sla.pending_deadlines of the order
 states. It is not in the changelog; `rebuild` recreates it from the states when a partition
-is assigned (docs/sla.md says when and why).
+is assigned unless its covered offset shows it is current (docs/sla.md says when and why).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ log = logging.getLogger("o2c.sla")
 
 _DUE = b"d"
 _ORDER = b"o"
+_COVERED = b"m:covered-offset"
 _BIAS = 1 << 63  # signed ms -> unsigned, so that byte order is time order
 _PAIR = struct.Struct(">BQ")
 _DUE_KEY = struct.Struct(">cQB")
@@ -53,6 +54,8 @@ class DueIndex:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = Rdict(str(self.path), Options(raw_mode=True))
+        self._marked = self.db.get(_COVERED) is not None
+        self._low = _DUE  # no live deadline sorts below this key (see `due`)
         self.last_scan_reads = 0
         """Index entries read by the last `due()` call (instrumentation for the cost tests)."""
 
@@ -67,29 +70,39 @@ class DueIndex:
             return False
         batch = WriteBatch(raw_mode=True)
         self._replace(batch, oid, old, new)
+        if self._marked:  # changed since it was marked current: no longer proven current
+            batch.delete(_COVERED)
+            self._marked = False
         self.db.write(batch)
         return True
 
     def unschedule(self, order_id: str) -> bool:
         return self.schedule(order_id, {})
 
-    @staticmethod
     def _replace(
-        batch: WriteBatch, oid: bytes, old: list[tuple[int, int]], new: list[tuple[int, int]]
+        self, batch: WriteBatch, oid: bytes, old: list[tuple[int, int]], new: list[tuple[int, int]]
     ) -> None:
         for rank, due in set(old) - set(new):
             batch.delete(_due_key(due, rank, oid))
         for rank, due in set(new) - set(old):
-            batch.put(_due_key(due, rank, oid), b"")
+            key = _due_key(due, rank, oid)
+            batch.put(key, b"")
+            if key < self._low:
+                self._low = key
         if new:
             batch.put(_ORDER + oid, b"".join(_PAIR.pack(r, d + _BIAS) for r, d in new))
         else:
             batch.delete(_ORDER + oid)
 
-    def rebuild(self, deadlines: Iterable[tuple[str, Mapping[str, int]]], batch_size: int = 10_000) -> int:
+    def rebuild(self, deadlines: Iterable[tuple[str, Mapping[str, int]]]) -> int:
         """Drop every entry and index `(order_id, deadlines)` pairs instead; returns the
         number of orders with at least one deadline."""
         self.clear()
+        return self.load(deadlines)
+
+    def load(self, deadlines: Iterable[tuple[str, Mapping[str, int]]], batch_size: int = 10_000) -> int:
+        """Index orders that have no entries yet (after `clear`), in write batches: call it
+        chunk by chunk to rebuild without blocking an event loop for long."""
         n = 0
         batch = WriteBatch(raw_mode=True)
         pending = 0
@@ -109,27 +122,56 @@ class DueIndex:
         return n
 
     def clear(self) -> None:
-        """Remove every entry (one range tombstone: b"o" + UTF-8 never reaches b"p")."""
+        """Remove every entry and the covered offset (one range tombstone: b"o" + UTF-8
+        never reaches b"p")."""
         self.db.delete_range(_DUE, b"p")
+        self._marked = False
+        self._low = _DUE
+
+    # ------------------------------------------------------------------ consistency marker
+    def covered_offset(self) -> int | None:
+        """The table offset set by `set_covered_offset`, unless the index changed since."""
+        raw = self.db.get(_COVERED)
+        return None if raw is None else int(raw)
+
+    def set_covered_offset(self, offset: int) -> None:
+        """Record that the index reflects exactly the table's states persisted up to
+        changelog `offset` (call after a commit that left the partition nothing uncommitted,
+        e.g. at shutdown). On assignment, an index whose covered offset equals the table's
+        persisted offset needs no rebuild; any later `schedule` write removes the mark."""
+        self.db.put(_COVERED, str(offset).encode())
+        self._marked = True
 
     # ------------------------------------------------------------------ reads
     def due(self, now_ms: int, limit: int = DEFAULT_LIMIT) -> list[tuple[str, str, int]]:
         """`(order_id, milestone, due_ms)` of deadlines passed at `now_ms` (due < now), in
-        due-time order, at most `limit`. Reads one entry more than it returns, at most."""
+        due-time order, at most `limit`. Reads one entry more than it returns, at most.
+
+        The scan starts at `_low`, not at the first key: deadlines removed after they were
+        found leave tombstones at the front of the key space, and RocksDB would step over
+        all of them on every seek until a compaction rewrites that file. `_low` moves up to
+        the first live key a scan meets and down to any key written below it, so each
+        tombstone is stepped over about once.
+        """
         bound = _DUE_KEY.pack(_DUE, now_ms + _BIAS, 0)
         out: list[tuple[str, str, int]] = []
         reads = 0
+        first = None
         it = self.db.iter()
-        it.seek(_DUE)
+        it.seek(self._low)
         while it.valid() and len(out) < limit:
             key = it.key()
             reads += 1
+            if first is None:
+                first = key
             if key >= bound:  # the first deadline not passed (or the reverse entries)
                 break
             _, due, rank = _DUE_KEY.unpack_from(key)
             out.append((key[_DUE_KEY.size :].decode(), MILESTONES[rank], due - _BIAS))
             it.next()
         del it
+        # no live deadline sorts below `first` (or at all, when `first` is not a deadline)
+        self._low = first if first is not None and first.startswith(_DUE) else bound
         self.last_scan_reads = reads
         return out
 
@@ -140,7 +182,7 @@ class DueIndex:
     def next_due(self) -> int | None:
         """The earliest scheduled due time, or None when nothing is scheduled."""
         it = self.db.iter()
-        it.seek(_DUE)
+        it.seek(self._low)
         key = it.key() if it.valid() else None
         del it
         if key is None or not key.startswith(_DUE):
@@ -154,23 +196,27 @@ class DueIndex:
 class DueIndexes:
     """One `DueIndex` per actively owned table partition, under `root/p<partition>`.
 
-    Open a partition's index when it is assigned (and rebuild it from the states), close it
-    when revoked: checks then only ever see partitions this worker actively owns.
+    Open a partition's index when it is assigned (rebuilding it from the states unless its
+    covered offset proves it current), close it when revoked: checks then only ever see
+    partitions this worker actively owns.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.by_partition: dict[int, DueIndex] = {}
 
-    def open(self, partition: int, *, fresh: bool = True) -> DueIndex:
-        """The partition's index; `fresh` deletes whatever a previous owner left on disk."""
+    def open(self, partition: int) -> DueIndex:
+        """The partition's index as left on disk (check `covered_offset` before trusting it)."""
         index = self.by_partition.get(partition)
         if index is None:
-            path = self.root / f"p{partition}"
-            if fresh and path.exists():
-                shutil.rmtree(path)
-            index = self.by_partition[partition] = DueIndex(path)
+            index = self.by_partition[partition] = DueIndex(self.root / f"p{partition}")
         return index
+
+    def reset(self, partition: int) -> DueIndex:
+        """The partition's index, emptied (files deleted): the start of a rebuild."""
+        self.close(partition)
+        shutil.rmtree(self.root / f"p{partition}", ignore_errors=True)
+        return self.open(partition)
 
     def close(self, partition: int) -> None:
         index = self.by_partition.pop(partition, None)
