@@ -6,11 +6,12 @@ import logging
 
 import faust
 
-from streams import eos
+from streams import bulk_consumer, eos
 from streams.codec import Codec
+from streams.inventory import InventoryAgent
 from streams.orders import OrderAgent
 from streams.settings import Settings
-from streams.topics import ALL_ROLES
+from streams.topics import create_topics
 from streams.web import register_views
 
 log = logging.getLogger("o2c.app")
@@ -50,32 +51,27 @@ def create_app(settings: Settings) -> faust.App:
     app = base_app(settings)
     if settings.processing_guarantee == "exactly_once":
         eos.install(app)
-    topics = {
-        role: app.topic(
-            settings.topic(role),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-            replicas=settings.replication_factor,
-        )
-        for role in ALL_ROLES
-    }
     gate = eos.CommitGate(app)
-    orders = OrderAgent(app, settings, Codec(settings), gate)
+    codec = Codec(settings)
+    orders = OrderAgent(app, settings, codec, gate)
+    inventory = InventoryAgent(app, settings, codec, gate)
+    if settings.bulk_consumer:
+        handlers = orders.bulk_handlers() | inventory.bulk_handlers()
+        bulk_consumer.install(app, handlers, batch_size=settings.batch_size)
 
     @app.task
     async def start() -> None:
-        """Create the SPEC §1 topics if missing and put the commit gate in place."""
-        for topic in topics.values():
-            await topic.maybe_declare()
+        """Put the commit gate in place before any event is acknowledged."""
         gate.install()
 
-    register_views(app, settings, orders)
+    register_views(app, settings, orders, inventory)
     return app
 
 
 def run_worker(settings: Settings) -> int:
-    """Run one worker in the foreground until SIGTERM/SIGINT."""
+    """Run one worker in the foreground until SIGTERM/SIGINT. The topics are created first:
+    Faust subscribes only to topics that exist when the group forms."""
+    create_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import monotonic
 from typing import Any
 
@@ -51,10 +51,9 @@ FETCHING = "FETCHING"  # the diag flag Faust's own loop sets while it fetches
 
 
 class BulkConsumer(AIOKafkaConsumer):
-    """aiokafka consumer whose drain loop batches the `bulk_topics` for `bulk_handler`."""
+    """aiokafka consumer whose drain loop batches each bulk topic's records for its handler."""
 
-    bulk_topics: frozenset[str] = frozenset()
-    bulk_handler: BulkHandler | None = None
+    bulk_handlers: Mapping[str, BulkHandler] = {}  # topic -> handler
     bulk_batch_size: int = 1000
 
     async def _drain_messages(self, fetcher: Any) -> None:
@@ -109,13 +108,18 @@ class BulkConsumer(AIOKafkaConsumer):
             if not fresh:
                 continue
             messages = [self._to_message(tp, record) for record in fresh]
-            if tp.topic in self.bulk_topics:
+            if tp.topic in self.bulk_handlers:
                 bulk.append((tp, messages))
             else:
                 if not await self._deliver_one_by_one(tp, messages, generation):
                     return
         if bulk:
-            await self._deliver_bulk(bulk, generation)
+            handlers = self.bulk_handlers
+            by_handler: dict[BulkHandler, list[tuple[TP, list[Message]]]] = {}
+            for tp, messages in bulk:
+                by_handler.setdefault(handlers[tp.topic], []).append((tp, messages))
+            for handler, its_bulk in by_handler.items():
+                await self._deliver_bulk(handler, its_bulk, generation)
 
     async def _fresh_records(self, tp: TP, batch: list[Any]) -> list[Any]:
         """The records not read yet, recording holes in the offsets as gaps."""
@@ -153,8 +157,10 @@ class BulkConsumer(AIOKafkaConsumer):
             self._read_offset[tp] = message.offset
         return True
 
-    async def _deliver_bulk(self, bulk: list[tuple[TP, list[Message]]], generation: int) -> None:
-        """Hand the records over in batches of at most `bulk_batch_size`.
+    async def _deliver_bulk(
+        self, handler: BulkHandler, bulk: list[tuple[TP, list[Message]]], generation: int
+    ) -> None:
+        """Hand one handler's records over in batches of at most `bulk_batch_size`.
 
         One fetch can hold everything aiokafka prefetched (a megabyte per partition, ~10k
         records each), and the handler holds the commit gate for a whole call, so handing over
@@ -187,9 +193,9 @@ class BulkConsumer(AIOKafkaConsumer):
                 if start + share < len(stream):
                     rest.append((stream, start + share))
             pending = rest
-            await self._hand_over(taken)
+            await self._hand_over(handler, taken)
 
-    async def _hand_over(self, messages: list[Message]) -> None:
+    async def _hand_over(self, handler: BulkHandler, messages: list[Message]) -> None:
         commit_every = self._commit_every
         if commit_every is not None and self._n_acked >= commit_every:
             self._n_acked = 0
@@ -203,8 +209,7 @@ class BulkConsumer(AIOKafkaConsumer):
         inbound = self.app.monitor.stream_inbound_time  # feeds Faust's livelock detector
         for tp in last:
             inbound[tp] = now
-        assert self.bulk_handler is not None
-        task = asyncio.ensure_future(self.bulk_handler(self, messages))
+        task = asyncio.ensure_future(handler(self, messages))
         await asyncio.shield(task)  # never cancelled half way (see the module docstring)
         self._read_offset.update(last)
 
@@ -213,8 +218,9 @@ def _timestamp(message: Message) -> float:
     return message.timestamp or 0.0
 
 
-def install(app: faust.App, topics: Iterable[str], handler: BulkHandler, *, batch_size: int = 1000) -> None:
-    """Make the app's transport build a BulkConsumer for `topics` (before the consumer exists)."""
+def install(app: faust.App, handlers: Mapping[str, BulkHandler], *, batch_size: int = 1000) -> None:
+    """Make the app's transport build a BulkConsumer handing each topic's records to its
+    handler (before the consumer exists)."""
     transport = app.transport
     base = transport.Consumer
     if not issubclass(base, AIOKafkaConsumer):
@@ -222,7 +228,7 @@ def install(app: faust.App, topics: Iterable[str], handler: BulkHandler, *, batc
     transport.Consumer = type(  # type: ignore[misc]
         "O2CBulkConsumer",
         (BulkConsumer,),
-        {"bulk_topics": frozenset(topics), "bulk_handler": staticmethod(handler), "bulk_batch_size": batch_size},
+        {"bulk_handlers": dict(handlers), "bulk_batch_size": batch_size},
     )
 
 

@@ -31,7 +31,8 @@ async def dead_letter(
     send: Callable[..., Awaitable[Any]], settings: Settings, message: Any, error: Exception
 ) -> None:
     """Send `message` to the dead-letter topic with the reason; the pipeline keeps going."""
-    role = message.topic[len(settings.topic_prefix) :]
+    topic = message.topic
+    role = topic[len(settings.topic_prefix) :] if topic.startswith(settings.topic_prefix) else topic
     log.warning(
         "dead letter topic=%s partition=%s offset=%s error=%s: %s",
         message.topic,

@@ -15,6 +15,8 @@ class Metrics:
     business_exceptions: Counter = field(init=False)
     status_changes: Counter = field(init=False)
     duplicates: Counter = field(init=False)
+    allocation_messages: Counter = field(init=False)
+    atp_changes: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -39,6 +41,13 @@ class Metrics:
         self.duplicates = Counter(
             "o2c_duplicate_events", "Input events ignored as repeated event_id", registry=r
         )
+        self.allocation_messages = Counter(
+            "o2c_allocation_messages",
+            "Internal allocation-saga messages sent and received, by message type",
+            ["type", "stage"],
+            registry=r,
+        )
+        self.atp_changes = Counter("o2c_atp_changes", "AtpChanged records published", registry=r)
 
 
 METRICS = Metrics()

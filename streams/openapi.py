@@ -18,6 +18,13 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
     }
 
 
+KEY_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:\\-]{0,63}$"}
+
+
+def _key(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": KEY_SCHEMA}
+
+
 PATHS: dict[str, Any] = {
     "/health": {"get": {"summary": "Liveness: the process answers.", "responses": {"200": _json("alive")}}},
     "/ready": {
@@ -37,8 +44,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Full state of one order (routed to the worker that owns it).",
             "parameters": [
-                {"name": "order_id", "in": "path", "required": True,
-                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:\\-]{0,63}$"}},
+                _key("order_id"),
                 {"name": "wait_for", "in": "query", "required": False,
                  "description": "Long-poll until the order reaches this status.",
                  "schema": {"type": "string", "enum": list(STATUSES)}},
@@ -51,6 +57,31 @@ PATHS: dict[str, Any] = {
                 "400": _json("malformed order_id, wait_for or timeout", ERROR),
                 "404": _json("unknown order", ERROR),
                 "408": _json("wait_for status not reached within timeout", ERROR),
+            },
+        }
+    },
+    "/atp/{sku}": {
+        "get": {
+            "summary": "Available to promise of one SKU at every warehouse and across the network "
+            "(routed to the worker that owns the SKU).",
+            "parameters": [_key("sku")],
+            "responses": {
+                "200": _json("sku, network_atp, on_hand, reserved, backordered, unassigned_backorders, "
+                             "warehouses[]: the per-warehouse position"),
+                "400": _json("malformed sku", ERROR),
+                "404": _json("unknown sku", ERROR),
+            },
+        }
+    },
+    "/atp/{sku}/{warehouse_id}": {
+        "get": {
+            "summary": "Position of one SKU at one warehouse: on_hand, reserved, backordered, "
+            "safety_stock, atp, network_atp, expected supply and the FIFO backorder queue.",
+            "parameters": [_key("sku"), _key("warehouse_id")],
+            "responses": {
+                "200": _json("the warehouse position"),
+                "400": _json("malformed sku or warehouse_id", ERROR),
+                "404": _json("unknown sku, or no position at that warehouse", ERROR),
             },
         }
     },

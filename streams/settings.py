@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         """Full topic name for a base name such as `orders` or `order-status`."""
         return f"{self.topic_prefix}{name}"
 
+    def internal_topic(self, name: str) -> str:
+        """Name of an internal topic of this application (like Faust's changelogs, prefixed
+        with the app id, not the topic prefix: two apps on the same topics keep their own)."""
+        return f"{self.app_id}-{name}"
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment; explicit overrides win (used by tests and the CLI)."""

@@ -77,10 +77,13 @@ def admin(settings: Settings) -> AdminClient:
 def create_topics(
     settings: Settings, partitions: int | None = None, replication_factor: int | None = None
 ) -> dict[str, str]:
-    """Create every SPEC §1 topic that does not exist yet; returns name -> created|exists."""
+    """Create every SPEC §1 topic and the app's internal topics (streams/saga.py) that do not
+    exist yet; returns name -> created|exists."""
+    from streams.saga import INTERNAL_TOPICS
+
     client = admin(settings)
     existing = set(client.list_topics(timeout=10).topics)
-    wanted = [settings.topic(r) for r in ALL_ROLES]
+    wanted = [settings.topic(r) for r in ALL_ROLES] + [settings.internal_topic(n) for n in INTERNAL_TOPICS]
     result = {name: "exists" for name in wanted if name in existing}
     new = [
         NewTopic(

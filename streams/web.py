@@ -17,14 +17,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.openapi import STATUSES as STATUS_LIST
 from streams.settings import Settings
+from tables.inventory import atp_view, warehouse_view
 from tables.order import derive_status, to_view
 
 if TYPE_CHECKING:
+    from streams.inventory import InventoryAgent
     from streams.orders import OrderAgent
 
 log = logging.getLogger("o2c.web")
 
-ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
+KEY_RULE = "1-64 characters of letters, digits and . _ : -"  # order ids, SKUs, warehouse ids
 STATUSES = frozenset(STATUS_LIST)
 MAX_WAIT_SECONDS = 60.0
 
@@ -80,7 +83,7 @@ def local_stats(orders: OrderAgent) -> dict[str, dict[str, int]]:
     return {"by_status": dict(by_status), "by_region": dict(by_region), "by_channel": dict(by_channel)}
 
 
-def register_views(app: faust.App, settings: Settings, orders: OrderAgent) -> None:
+def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inventory: InventoryAgent) -> None:
     @app.page("/health")
     async def health(self: View, request: Request) -> Response:
         return self.json({"status": "ok", "worker": settings.canonical_url})
@@ -102,8 +105,8 @@ def register_views(app: faust.App, settings: Settings, orders: OrderAgent) -> No
 
     @app.page("/orders/{order_id}")
     async def order(self: View, request: Request, order_id: str) -> Response:
-        if not ORDER_ID.match(order_id):
-            return error(self, 400, "order_id must be 1-64 characters of letters, digits and . _ : -")
+        if not KEY_PATTERN.match(order_id):
+            return error(self, 400, f"order_id must be {KEY_RULE}")
         try:
             wait_for, timeout = parse_wait(request)
         except ValueError as exc:
@@ -125,6 +128,34 @@ def register_views(app: faust.App, settings: Settings, orders: OrderAgent) -> No
         if state is None:  # an order with only early (buffered) events still answers, unplaced
             return error(self, 404, f"unknown order {order_id!r}")
         return self.json(to_view(state))
+
+    @app.page("/atp/{sku}")
+    async def atp(self: View, request: Request, sku: str) -> Response:
+        return await sku_position(self, request, sku, None)
+
+    @app.page("/atp/{sku}/{warehouse_id}")
+    async def atp_at(self: View, request: Request, sku: str, warehouse_id: str) -> Response:
+        return await sku_position(self, request, sku, warehouse_id)
+
+    async def sku_position(self: View, request: Request, sku: str, warehouse_id: str | None) -> Response:
+        """The SKU's ledger at every warehouse (or one), from the worker that owns the SKU."""
+        if not KEY_PATTERN.match(sku):
+            return error(self, 400, f"sku must be {KEY_RULE}")
+        if warehouse_id is not None and not KEY_PATTERN.match(warehouse_id):
+            return error(self, 400, f"warehouse_id must be {KEY_RULE}")
+        try:
+            return await app.router.route_req(inventory.table.name, sku, self.web, request)
+        except SameNode:
+            pass
+        state = inventory.lookup(sku)
+        if state is None:
+            return error(self, 404, f"unknown sku {sku!r}")
+        if warehouse_id is None:
+            return self.json(atp_view(state))
+        body = warehouse_view(state, warehouse_id)
+        if body is None:
+            return error(self, 404, f"sku {sku!r} has no position at warehouse {warehouse_id!r}")
+        return self.json(body)
 
     @app.page("/stats/local")
     async def stats_local(self: View, request: Request) -> Response:

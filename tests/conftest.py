@@ -25,7 +25,28 @@ def bootstrap_servers() -> str:
         if os.environ.get("O2C_REQUIRE_KAFKA") == "1":
             pytest.fail("O2C_BOOTSTRAP_SERVERS is not set but a broker is required")
         pytest.skip("no broker: run through `make test` or set O2C_BOOTSTRAP_SERVERS")
+    wait_for_group_coordinator(servers)
     return servers
+
+
+def wait_for_group_coordinator(servers: str, timeout: float = 60) -> None:
+    """A fresh broker creates `__consumer_offsets` on the first group request; until then
+    workers log GroupCoordinatorNotAvailable errors. Ask once, here, until it answers."""
+    import time
+
+    from confluent_kafka.admin import AdminClient
+
+    client = AdminClient({"bootstrap.servers": servers})
+    deadline = time.monotonic() + timeout
+    while True:
+        future = client.describe_consumer_groups(["o2c-test-warm-up"])["o2c-test-warm-up"]
+        try:
+            future.result(timeout=10)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 @dataclass

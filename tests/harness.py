@@ -128,6 +128,53 @@ class WorkerFactory:
             worker.stop()
 
 
+def counters(worker: Worker, *names: str) -> dict[str, dict[tuple, float]]:
+    """Counter values from the worker's `/metrics`: name -> {sorted label values: value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, dict[tuple, float]] = {name: {} for name in names}
+    for family in text_string_to_metric_families(worker.get("/metrics").text):
+        if family.name in found:
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    labels = tuple(v for _, v in sorted(sample.labels.items()))
+                    found[family.name][labels] = sample.value
+    return found
+
+
+def taken_in(worker: Worker) -> float:
+    """Input records the worker has taken in: decoded (`o2c_events_in`) or dead-lettered."""
+    found = counters(worker, "o2c_events_in", "o2c_dead_letters")
+    return sum(found["o2c_events_in"].values()) + sum(found["o2c_dead_letters"].values())
+
+
+def allocation_in_flight(worker: Worker) -> float:
+    """Allocation-saga messages sent but not yet received (0 when the loop is quiet)."""
+    sent = received = 0.0
+    found = counters(worker, "o2c_allocation_messages")["o2c_allocation_messages"]
+    for (stage, _type), value in found.items():  # label values sorted by label name
+        if stage == "sent":
+            sent += value
+        else:
+            received += value
+    return sent - received
+
+
+def settle(worker: Worker, inputs: float, timeout: float = 30) -> None:
+    """Until the worker has taken in `inputs` records and no allocation message is in flight
+    (twice in a row, 0.2 s apart: a result can cause another request)."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 2:
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{worker.name} did not settle: taken in {taken_in(worker)} of {inputs}, "
+                f"{allocation_in_flight(worker)} allocation messages in flight\n{worker.log_tail()}"
+            )
+        time.sleep(0.2)
+        quiet = quiet + 1 if taken_in(worker) >= inputs and allocation_in_flight(worker) == 0 else 0
+
+
 def read_topic(
     settings: Settings,
     role: str,

@@ -45,17 +45,21 @@ def test_status_events_http_and_dead_letters(kafka_env, workers):
     raw.produce(kafka_env.settings.topic("orders"), key=b"SO-1", value=b"junk")
     raw.flush(10)
 
-    statuses = read_topic(kafka_env.settings, "order-status", expect=2)
+    # No stock of SKU-1 anywhere: the inventory side answers with a backorder.
+    statuses = read_topic(kafka_env.settings, "order-status", expect=3)
     assert [(s["seq"], s["status"], s["previous_status"]) for s in statuses] == [
         (1, "SUBMITTED", None),
         (2, "ACCEPTED", "SUBMITTED"),
+        (3, "BACKORDERED", "ACCEPTED"),
     ]
     assert {s["_key"] for s in statuses} == {"SO-1"}
+    assert statuses[2]["cause_event_type"] == "AllocationResult"
+    assert [(ln["allocated"], ln["backordered"]) for ln in statuses[2]["lines"]] == [(0, 5)]
 
-    reply = worker.get("/orders/SO-1?wait_for=ACCEPTED&timeout=10")
+    reply = worker.get("/orders/SO-1?wait_for=BACKORDERED&timeout=10")
     assert reply.status_code == 200
     body = reply.json()
-    assert body["status"] == "ACCEPTED" and body["seq"] == 2
+    assert body["status"] == "BACKORDERED" and body["seq"] == 3
 
     dead = read_topic(kafka_env.settings, "dlq", expect=1)
     assert len(dead) == 1
@@ -69,5 +73,5 @@ def test_status_events_http_and_dead_letters(kafka_env, workers):
     assert worker.get("/orders/SO-1?wait_for=NOPE").status_code == 400
     assert worker.get("/orders/SO-1?wait_for=CLOSED&timeout=0.5").status_code == 408
     stats = worker.get("/stats").json()
-    assert stats["by_status"] == {"ACCEPTED": 1} and stats["orders"] == 1
+    assert stats["by_status"] == {"BACKORDERED": 1} and stats["orders"] == 1
     assert worker.errors() == []

@@ -1,0 +1,118 @@
+"""The inventory agent: one stream over `o2c.inventory` and the allocation requests of the order
+side (both keyed by SKU), applied to one `SkuState` per SKU (tables.inventory) kept in a RocksDB
+table.
+
+Per batch, under the commit gate (as the order agent, streams/orders.py):
+  decode -> apply_inventory_event / apply_order_message -> send allocation results (to the
+  orders, keyed by order_id), AtpChanged (o2c.atp, keyed by SKU), business exceptions
+  (NEGATIVE_ATP...) and dead letters -> remember the state.
+Every record joins the transaction of the partition its input came from, so the loop
+order -> request -> inventory -> result -> order is exactly once hop by hop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from streams import saga
+from streams.batch_agent import BatchAgent, SendFor, record_key
+from streams.codec import Codec, CodecError
+from streams.deadletter import dead_letter
+from streams.eos import CommitGate, acting_for
+from streams.flat import to_flat
+from streams.metrics import METRICS
+from streams.orders import KeyMismatch
+from streams.settings import Settings
+from streams.state_store import WriteBehindStore
+from tables.allocation import AllocationResult
+from tables.inventory import (
+    InvalidEvent,
+    SkuState,
+    apply_inventory_event,
+    apply_order_message,
+)
+
+log = logging.getLogger("o2c.inventory")
+
+
+class InventoryAgent(BatchAgent):
+    name = "o2c.inventory"
+
+    def __init__(self, app: faust.App, settings: Settings, codec: Codec, gate: CommitGate) -> None:
+        topics = {settings.topic("inventory"): "inventory", saga.requests_topic(settings): saga.REQUESTS}
+        super().__init__(app, settings, gate, topics)
+        self.codec = codec
+        self.atp_topic = settings.topic("atp")
+        self.exceptions_topic = settings.topic("exceptions")
+        self.results_topic = saga.results_topic(settings)
+        self.table = app.Table("inventory", partitions=settings.partitions, help="SkuState bytes by sku")
+        self.table.key_serializer = self.table.value_serializer = "raw"
+        self.table.changelog_topic = self.table._new_changelog_topic()  # rebuilt with raw serializers
+        self.store: WriteBehindStore[SkuState] = WriteBehindStore(
+            self.table,
+            decode=SkuState.from_bytes,
+            encode=SkuState.to_bytes,
+            max_cached=settings.state_cache_entries,
+        )
+        gate.register(self.store)
+
+    async def handle(self, batch: Sequence[faust.EventT], send_for: SendFor) -> None:
+        # Records stay in delivery order: the bulk consumer already merged the two topics of a
+        # partition by record time, and the ledger's FCFS rule uses acceptance times, not
+        # arrival order across topics.
+        for event in batch:
+            send = send_for(event)
+            with acting_for(event):
+                try:
+                    await self.apply(send, event.message)
+                except (InvalidEvent, CodecError) as exc:
+                    await dead_letter(send, self.settings, event.message, exc)
+
+    async def apply(self, send: Any, message: Any) -> None:
+        role = self.role_of_topic[message.topic]
+        key = record_key(message)
+        if role == saga.REQUESTS:
+            item: Any = saga.decode(message.value)
+            sku = getattr(item, "sku", None)
+            if isinstance(item, AllocationResult):
+                raise saga.SagaDecodeError("AllocationResult on the allocation requests topic")
+            METRICS.allocation_messages.labels(item.TYPE, "received").inc()
+        else:
+            item = to_flat("inventory", self.codec.decode("inventory", message.value))
+            sku = item["sku"]
+            self.counted("inventory", item["event_type"]).inc()
+        if key != sku:
+            raise KeyMismatch(f"record key {key!r} does not match sku {sku!r}")
+        raw_key = sku.encode()
+        partition = message.partition
+        state = self.store.get(partition, raw_key) or SkuState(sku)
+        if role == saga.REQUESTS:
+            outcome = apply_order_message(state, item)
+        else:
+            outcome = apply_inventory_event(state, item)
+        if outcome.duplicate:
+            METRICS.duplicates.inc()
+            return
+        for exc in outcome.exceptions:
+            exc_key = (exc.order_id or sku).encode()
+            await send(self.exceptions_topic, exc_key, self.codec.encode("exceptions", exc.to_dict()), None)
+            METRICS.business_exceptions.labels(exc.code).inc()
+            log.debug("business exception sku=%s order_id=%s code=%s: %s", sku, exc.order_id, exc.code, exc.detail)
+        for result in outcome.results:
+            await send(self.results_topic, result.order_id.encode(), saga.encode(result), None)
+            METRICS.allocation_messages.labels(result.TYPE, "sent").inc()
+        for atp in outcome.atp:
+            await send(self.atp_topic, raw_key, self.codec.encode("atp", atp.to_dict()), None)
+        if outcome.atp:
+            METRICS.atp_changes.inc(len(outcome.atp))
+        if outcome.changed:
+            self.store.put(partition, raw_key, state)
+
+    # ------------------------------------------------------------------ queries
+
+    def lookup(self, sku: str) -> SkuState | None:
+        return self.store.lookup(sku.encode())

@@ -1,0 +1,59 @@
+"""Invariants of the inventory side after a long simulated run (issue 4): Σ reserved equals Σ
+open allocated quantities over all orders, SKU by SKU; no warehouse ATP below zero except after
+NEGATIVE_ATP; the ledger each worker holds equals its committed AtpChanged records."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import Env, make_env
+from tests.harness import WorkerFactory, read_topic
+from tests.ledger_checks import (
+    app_lag,
+    atp_views,
+    fetch_all,
+    lag_by_partition,
+    ledger_vs_atp_topic,
+    orders_vs_ledger,
+    unexplained_negative_atp,
+)
+
+pytestmark = pytest.mark.kafka
+
+ORDERS = 3000  # about 30,000 events: replenishment, shortages, cancels, reroutes, counts
+
+
+def test_long_run_keeps_orders_and_ledger_in_step(bootstrap_servers: str, tmp_path, workers: WorkerFactory) -> None:
+    env: Env = make_env(bootstrap_servers, tmp_path / "w", partitions=4)
+    factory = WorkerFactory(env.env, env.tmp)
+    try:
+        done = env.o2c("simulate", "--orders", str(ORDERS), "--seed", "21")
+        assert done.returncode == 0, done.stderr
+        w1 = factory("w1").start().wait_ready()
+        w2 = factory("w2").start()  # two workers: requests and results cross between them
+        deadline = time.monotonic() + 240
+        while app_lag(env.settings) > 0:
+            assert time.monotonic() < deadline, f"lag {lag_by_partition(env.settings)}\n{w1.log_tail(5)}"
+            time.sleep(1)
+        w2.wait_ready(timeout=60)
+
+        orders = {e["order_id"] for e in read_topic(env.settings, "orders", idle=1.0) if e["event_type"] == "OrderPlaced"}
+        assert len(orders) >= ORDERS * 0.95
+        skus = {e["sku"] for e in read_topic(env.settings, "inventory", idle=1.0)}
+        views = fetch_all(w1, [f"/orders/{o}" for o in sorted(orders)])
+        ledger = atp_views(w2, skus)  # half of each set is routed to the other worker
+
+        statuses = {v["status"] for v in views.values()}
+        assert {"ALLOCATED", "BACKORDERED", "DELIVERED", "CLOSED", "CANCELLED"} <= statuses, statuses
+        assert sum(ln["allocated"] for v in views.values() for ln in v["lines"]) > 0
+        assert sum(ln["backordered"] for v in views.values() for ln in v["lines"]) > 0
+        assert all(ln["pending_allocation"] == 0 for v in views.values() for ln in v["lines"])
+
+        assert orders_vs_ledger(views, ledger) == {}
+        assert unexplained_negative_atp(env.settings) == []
+        assert ledger_vs_atp_topic(env.settings, ledger) == {}
+        assert w1.errors() == [] and w2.errors() == []
+    finally:
+        factory.stop_all()
