@@ -1,8 +1,8 @@
 """SLA deadlines indexed by due time, one local RocksDB per table partition, and the clocks.
 
 Finding what is due must cost in proportion to what is due, not to the number of open
-orders (SPEC §6). Keys sort by due time, so `due(now)` seeks to the start and stops at the
-first deadline not yet passed:
+orders (SPEC §6). Keys sort by due time, so `due(now)` seeks to the earliest deadline and
+stops at the first one not yet passed:
 
     b"d" | due_ms + 2**63 (8 bytes, big endian) | milestone rank (1 byte) | order_id   -> b""
     b"o" | order_id   -> the order's scheduled (rank, due_ms) pairs, 9 bytes each
@@ -15,7 +15,6 @@ is assigned unless its covered offset shows it is current (docs/sla.md says when
 
 from __future__ import annotations
 
-import logging
 import shutil
 import struct
 import time
@@ -25,8 +24,6 @@ from pathlib import Path
 from rocksdict import Options, Rdict, WriteBatch
 
 from tables.sla import MILESTONES, ClockKind
-
-log = logging.getLogger("o2c.sla")
 
 _DUE = b"d"
 _ORDER = b"o"
@@ -70,10 +67,7 @@ class DueIndex:
             return False
         batch = WriteBatch(raw_mode=True)
         self._replace(batch, oid, old, new)
-        if self._marked:  # changed since it was marked current: no longer proven current
-            batch.delete(_COVERED)
-            self._marked = False
-        self.db.write(batch)
+        self._write(batch)
         return True
 
     def unschedule(self, order_id: str) -> bool:
@@ -114,12 +108,18 @@ class DueIndex:
             n += 1
             pending += 1
             if pending >= batch_size:
-                self.db.write(batch)
+                self._write(batch)
                 batch = WriteBatch(raw_mode=True)
                 pending = 0
         if pending:
-            self.db.write(batch)
+            self._write(batch)
         return n
+
+    def _write(self, batch: WriteBatch) -> None:
+        if self._marked:  # changed since it was marked current: no longer proven current
+            batch.delete(_COVERED)
+            self._marked = False
+        self.db.write(batch)
 
     def clear(self) -> None:
         """Remove every entry and the covered offset (one range tombstone: b"o" + UTF-8

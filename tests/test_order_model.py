@@ -744,8 +744,7 @@ def test_status_event_matches_the_contract():
         "order_id", "seq", "status", "previous_status", "customer_id", "channel", "region",
         "currency", "lines", "holds", "invoiced_minor", "paid_minor", "refunded_minor",
         "open_balance_minor", "milestones", "open_breaches", "closed_breaches", "exceptions",
-        "cause_event_id",
-        "cause_event_type", "occurred_at", "emitted_at", "correlation_id",
+        "cause_event_id", "cause_event_type", "occurred_at", "emitted_at", "correlation_id",
     ]
     assert rec["seq"] == seq + 1 == h.state.seq and rec["previous_status"] == prev
     assert rec["status"] == "ON_HOLD" and rec["holds"] == ["CREDIT"]

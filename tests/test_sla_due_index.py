@@ -142,6 +142,9 @@ def test_covered_offset_holds_only_while_nothing_changes(tmp_path: Path) -> None
     assert index.covered_offset() == 7
     index.schedule("SO-1", {A: 6})
     assert index.covered_offset() is None
+    index.set_covered_offset(8)
+    index.load([("SO-2", {S: 1})])  # a bulk load changes it too
+    assert index.covered_offset() is None
     index.close()
     index = DueIndex(tmp_path / "due")  # a crash after that change: rebuild
     assert index.covered_offset() is None
