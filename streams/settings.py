@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tables.sla import SlaPolicy
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -74,6 +76,19 @@ class Settings(BaseSettings):
         description="Hand the order topics' records to the order agent a fetch at a time, "
         "bypassing Faust's per-record delivery (false: a plain Faust agent).",
     )
+    sla_policy_path: Path | None = Field(
+        None,
+        description="TOML file of SLA due times per milestone, overridden per channel and "
+        "(channel, region); unset: the SPEC defaults (docs/sla.md, docs/sla-policy.example.toml).",
+    )
+    sla_clock: Literal["wall", "event"] = Field(
+        "wall",
+        description="Clock that decides when an SLA is breached: `wall` (live operations) or "
+        "`event` (stream time, the highest occurred_at seen per partition: replays, backfills).",
+    )
+    sla_check_interval: float = Field(
+        1.0, gt=0, description="Seconds between SLA checks with the wall clock."
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     # -- sinks (docs/sinks.md): downstream consumers of the status topic ----------------------
@@ -123,6 +138,11 @@ class Settings(BaseSettings):
     @property
     def sink_names(self) -> list[str]:
         return _names(self.sinks)
+
+    @cached_property
+    def sla_policy(self) -> SlaPolicy:
+        """The SLA policy file, parsed and validated (PolicyError names the bad entry)."""
+        return SlaPolicy.load(self.sla_policy_path)
 
     @cached_property
     def canonical_url(self) -> str:

@@ -157,7 +157,9 @@ class OrderState:
     orphan_since_wall: int | None = None  # wall time (ms) it was buffered, when known
     seq: int = 0  # last published OrderStatusChanged.seq
     last_status: str | None = None  # status of that publication
-    open_breaches: list[dict[str, Any]] = field(default_factory=list)  # SLA issue (later)
+    # SLA (tables.sla): {milestone, due_at, detected_at}; closed ones add {met_at, late}
+    open_breaches: list[dict[str, Any]] = field(default_factory=list)
+    closed_breaches: list[dict[str, Any]] = field(default_factory=list)
 
     # -- derived helpers -------------------------------------------------------------
     @property
@@ -203,6 +205,7 @@ class OrderState:
                 self.orphan_since, self.orphan_since_wall,
                 self.seq, self.last_status,
                 self.open_breaches,
+                self.closed_breaches,
             ]
         ).encode()
 
@@ -226,6 +229,7 @@ class OrderState:
         s.orphan_since, s.orphan_since_wall = v[30], v[31]
         s.seq, s.last_status = v[32], v[33]
         s.open_breaches = v[34]
+        s.closed_breaches = v[35] if len(v) > 35 else []  # absent in states written before
         return s
 
 

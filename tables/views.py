@@ -77,6 +77,7 @@ def status_event(
         "open_balance_minor": state.invoiced_minor - state.paid_minor + state.refunded_minor,
         "milestones": _milestones(state),
         "open_breaches": [dict(b) for b in state.open_breaches],
+        "closed_breaches": [dict(b) for b in state.closed_breaches],
         "exceptions": [e.to_ref() for e in state.exceptions],
         "cause_event_id": cause_id,
         "cause_event_type": cause_type,
@@ -164,6 +165,7 @@ def to_view(state: OrderState) -> dict[str, Any]:
             for p in state.payments.values()
         ],
         "open_breaches": [dict(b) for b in state.open_breaches],
+        "closed_breaches": [dict(b) for b in state.closed_breaches],
         "exceptions": [e.to_dict() for e in state.exceptions],
         "exceptions_total": state.exceptions_total,
         "buffered_events": len(state.buffer),

@@ -172,6 +172,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "cancelled_at": None,
         },
         "open_breaches": [{"milestone": "ALLOCATION", "due_at": T0 + 4 * HOUR, "detected_at": T0 + 4 * HOUR + 1500}],
+        "closed_breaches": [{"milestone": "ACCEPTANCE", "due_at": T0 + HOUR, "detected_at": T0 + HOUR + 900,
+                             "met_at": T0 + 2 * HOUR, "late": True}],
         "exceptions": [{"code": "INVOICE_EXCEEDS_SHIPPED", "detail": "line 10: invoiced 10 > shipped 0",
                         "cause_event_id": "evt-0011"}],
         "cause_event_id": "evt-0002",

@@ -743,8 +743,8 @@ def test_status_event_matches_the_contract():
     assert list(rec) == [
         "order_id", "seq", "status", "previous_status", "customer_id", "channel", "region",
         "currency", "lines", "holds", "invoiced_minor", "paid_minor", "refunded_minor",
-        "open_balance_minor", "milestones", "open_breaches", "exceptions", "cause_event_id",
-        "cause_event_type", "occurred_at", "emitted_at", "correlation_id",
+        "open_balance_minor", "milestones", "open_breaches", "closed_breaches", "exceptions",
+        "cause_event_id", "cause_event_type", "occurred_at", "emitted_at", "correlation_id",
     ]
     assert rec["seq"] == seq + 1 == h.state.seq and rec["previous_status"] == prev
     assert rec["status"] == "ON_HOLD" and rec["holds"] == ["CREDIT"]
@@ -816,6 +816,9 @@ def test_serialization_round_trip_is_exact():
     h.apply(h.ev.payment("P1", 100, "I1"))
     h.apply(h.ev.refund("P2", 5))
     h.state.open_breaches.append({"milestone": "SHIPMENT", "due_at": 1, "detected_at": 2})
+    h.state.closed_breaches.append(
+        {"milestone": "ACCEPTANCE", "due_at": 1, "detected_at": 2, "met_at": 3, "late": True}
+    )
     data = h.state.to_bytes()
     back = OrderState.from_bytes(data)
     assert back == h.state

@@ -74,12 +74,20 @@ def expected_v2(flat: dict[str, Any]) -> dict[str, Any]:
 # -- reading old data -------------------------------------------------------------------
 
 
+UNRELEASED_FIELDS = {"order-status": ["closed_breaches"]}
+"""Fields added (with defaults) since release 1, waiting for release 2 (docs/sla.md)."""
+
+
 def test_repository_schemas_are_released_as_version_1() -> None:
     contracts = load_contracts(SCHEMAS)
     assert contracts.releases[0] == 1
     for role in ROLES:
         released = json.loads((SCHEMAS / "released" / "1" / f"{role}.avsc").read_text())
-        assert released == contracts.raw[role], f"{role}.avsc changed since release 1: release it"
+        current = json.loads(json.dumps(contracts.raw[role]))
+        pending = UNRELEASED_FIELDS.get(role, [])
+        current["fields"] = [f for f in current["fields"] if f["name"] not in pending]
+        assert all("default" in field(contracts.raw[role], name) for name in pending)
+        assert released == current, f"{role}.avsc changed since release 1: release it"
 
 
 def test_v2_reads_v1_single_object_data_with_defaults(v1: Path, v2: Path) -> None:

@@ -1,0 +1,268 @@
+"""SLA deadlines indexed by due time, one local RocksDB per table partition, and the clocks.
+
+Finding what is due must cost in proportion to what is due, not to the number of open
+orders (SPEC §6). Keys sort by due time, so `due(now)` seeks to the earliest deadline and
+stops at the first one not yet passed:
+
+    b"d" | due_ms + 2**63 (8 bytes, big endian) | milestone rank (1 byte) | order_id   -> b""
+    b"o" | order_id   -> the order's scheduled (rank, due_ms) pairs, 9 bytes each
+
+The reverse entry makes rescheduling an order cost in proportion to its own deadlines
+(at most seven). The index is derived data: tables.sla.pending_deadlines of the order
+states. It is not in the changelog; `rebuild` recreates it from the states when a partition
+is assigned unless its covered offset shows it is current (docs/sla.md says when and why).
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from rocksdict import Options, Rdict, WriteBatch
+
+from tables.sla import MILESTONES, ClockKind
+
+_DUE = b"d"
+_ORDER = b"o"
+_COVERED = b"m:covered-offset"
+_BIAS = 1 << 63  # signed ms -> unsigned, so that byte order is time order
+_PAIR = struct.Struct(">BQ")
+_DUE_KEY = struct.Struct(">cQB")
+_RANK = {m: i for i, m in enumerate(MILESTONES)}
+DEFAULT_LIMIT = 10_000
+"""Most deadlines one `due()` call returns: bounds the work (and the transaction) of a check."""
+
+
+def _due_key(due_ms: int, rank: int, order_id: bytes) -> bytes:
+    return _DUE_KEY.pack(_DUE, due_ms + _BIAS, rank) + order_id
+
+
+def _pairs(raw: bytes | None) -> list[tuple[int, int]]:
+    return [] if raw is None else [(r, d - _BIAS) for r, d in _PAIR.iter_unpack(raw)]
+
+
+class DueIndex:
+    """The deadlines of one table partition's open orders, by due time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = Rdict(str(self.path), Options(raw_mode=True))
+        self._marked = self.db.get(_COVERED) is not None
+        self._low = _DUE  # no live deadline sorts below this key (see `due`)
+        self.last_scan_reads = 0
+        """Index entries read by the last `due()` call (instrumentation for the cost tests)."""
+
+    # ------------------------------------------------------------------ writes
+    def schedule(self, order_id: str, deadlines: Mapping[str, int]) -> bool:
+        """Make `deadlines` (milestone -> due ms) the order's entries, replacing the previous
+        ones; an empty mapping unschedules. False when nothing changed (no write)."""
+        oid = order_id.encode()
+        new = sorted((_RANK[m], due) for m, due in deadlines.items())
+        old = _pairs(self.db.get(_ORDER + oid))
+        if new == old:
+            return False
+        batch = WriteBatch(raw_mode=True)
+        self._replace(batch, oid, old, new)
+        self._write(batch)
+        return True
+
+    def unschedule(self, order_id: str) -> bool:
+        return self.schedule(order_id, {})
+
+    def _replace(
+        self, batch: WriteBatch, oid: bytes, old: list[tuple[int, int]], new: list[tuple[int, int]]
+    ) -> None:
+        for rank, due in set(old) - set(new):
+            batch.delete(_due_key(due, rank, oid))
+        for rank, due in set(new) - set(old):
+            key = _due_key(due, rank, oid)
+            batch.put(key, b"")
+            if key < self._low:
+                self._low = key
+        if new:
+            batch.put(_ORDER + oid, b"".join(_PAIR.pack(r, d + _BIAS) for r, d in new))
+        else:
+            batch.delete(_ORDER + oid)
+
+    def rebuild(self, deadlines: Iterable[tuple[str, Mapping[str, int]]]) -> int:
+        """Drop every entry and index `(order_id, deadlines)` pairs instead; returns the
+        number of orders with at least one deadline."""
+        self.clear()
+        return self.load(deadlines)
+
+    def load(self, deadlines: Iterable[tuple[str, Mapping[str, int]]], batch_size: int = 10_000) -> int:
+        """Index orders that have no entries yet (after `clear`), in write batches: call it
+        chunk by chunk to rebuild without blocking an event loop for long."""
+        n = 0
+        batch = WriteBatch(raw_mode=True)
+        pending = 0
+        for order_id, ds in deadlines:
+            if not ds:
+                continue
+            oid = order_id.encode()
+            self._replace(batch, oid, [], sorted((_RANK[m], due) for m, due in ds.items()))
+            n += 1
+            pending += 1
+            if pending >= batch_size:
+                self._write(batch)
+                batch = WriteBatch(raw_mode=True)
+                pending = 0
+        if pending:
+            self._write(batch)
+        return n
+
+    def _write(self, batch: WriteBatch) -> None:
+        if self._marked:  # changed since it was marked current: no longer proven current
+            batch.delete(_COVERED)
+            self._marked = False
+        self.db.write(batch)
+
+    def clear(self) -> None:
+        """Remove every entry and the covered offset (one range tombstone: b"o" + UTF-8
+        never reaches b"p")."""
+        self.db.delete_range(_DUE, b"p")
+        self._marked = False
+        self._low = _DUE
+
+    # ------------------------------------------------------------------ consistency marker
+    def covered_offset(self) -> int | None:
+        """The table offset set by `set_covered_offset`, unless the index changed since."""
+        raw = self.db.get(_COVERED)
+        return None if raw is None else int(raw)
+
+    def set_covered_offset(self, offset: int) -> None:
+        """Record that the index reflects exactly the table's states persisted up to
+        changelog `offset` (call after a commit that left the partition nothing uncommitted,
+        e.g. at shutdown). On assignment, an index whose covered offset equals the table's
+        persisted offset needs no rebuild; any later `schedule` write removes the mark."""
+        self.db.put(_COVERED, str(offset).encode())
+        self._marked = True
+
+    # ------------------------------------------------------------------ reads
+    def due(self, now_ms: int, limit: int = DEFAULT_LIMIT) -> list[tuple[str, str, int]]:
+        """`(order_id, milestone, due_ms)` of deadlines passed at `now_ms` (due < now), in
+        due-time order, at most `limit`. Reads one entry more than it returns, at most.
+
+        The scan starts at `_low`, not at the first key: deadlines removed after they were
+        found leave tombstones at the front of the key space, and RocksDB would step over
+        all of them on every seek until a compaction rewrites that file. `_low` moves up to
+        the first live key a scan meets and down to any key written below it, so each
+        tombstone is stepped over about once.
+        """
+        bound = _DUE_KEY.pack(_DUE, now_ms + _BIAS, 0)
+        out: list[tuple[str, str, int]] = []
+        reads = 0
+        first = None
+        it = self.db.iter()
+        it.seek(self._low)
+        while it.valid() and len(out) < limit:
+            key = it.key()
+            reads += 1
+            if first is None:
+                first = key
+            if key >= bound:  # the first deadline not passed (or the reverse entries)
+                break
+            _, due, rank = _DUE_KEY.unpack_from(key)
+            out.append((key[_DUE_KEY.size :].decode(), MILESTONES[rank], due - _BIAS))
+            it.next()
+        del it
+        # no live deadline sorts below `first` (or at all, when `first` is not a deadline)
+        self._low = first if first is not None and first.startswith(_DUE) else bound
+        self.last_scan_reads = reads
+        return out
+
+    def deadlines(self, order_id: str) -> dict[str, int]:
+        """The order's scheduled deadlines (milestone -> due ms)."""
+        return {MILESTONES[r]: d for r, d in _pairs(self.db.get(_ORDER + order_id.encode()))}
+
+    def next_due(self) -> int | None:
+        """The earliest scheduled due time, or None when nothing is scheduled."""
+        it = self.db.iter()
+        it.seek(self._low)
+        key = it.key() if it.valid() else None
+        del it
+        if key is None or not key.startswith(_DUE):
+            return None
+        return _DUE_KEY.unpack_from(key)[1] - _BIAS
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class DueIndexes:
+    """One `DueIndex` per actively owned table partition, under `root/p<partition>`.
+
+    Open a partition's index when it is assigned (rebuilding it from the states unless its
+    covered offset proves it current), close it when revoked: checks then only ever see
+    partitions this worker actively owns.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.by_partition: dict[int, DueIndex] = {}
+
+    def open(self, partition: int) -> DueIndex:
+        """The partition's index as left on disk (check `covered_offset` before trusting it)."""
+        index = self.by_partition.get(partition)
+        if index is None:
+            index = self.by_partition[partition] = DueIndex(self.root / f"p{partition}")
+        return index
+
+    def reset(self, partition: int) -> DueIndex:
+        """The partition's index, emptied (files deleted): the start of a rebuild."""
+        self.close(partition)
+        shutil.rmtree(self.root / f"p{partition}", ignore_errors=True)
+        return self.open(partition)
+
+    def close(self, partition: int) -> None:
+        index = self.by_partition.pop(partition, None)
+        if index is not None:
+            index.close()
+
+    def close_all(self) -> None:
+        for partition in list(self.by_partition):
+            self.close(partition)
+
+    def get(self, partition: int) -> DueIndex | None:
+        return self.by_partition.get(partition)
+
+
+class StreamClock:
+    """`now` for SLA checks: wall time, or per-partition stream time.
+
+    The event clock is the highest `occurred_at` seen on the partition: a partition's
+    records come in a fixed order whatever the worker count or batching, so breach times
+    replay identically; a global maximum would depend on how partitions interleave.
+    """
+
+    def __init__(self, kind: ClockKind, wall: Callable[[], float] = time.time) -> None:
+        if kind not in ("wall", "event"):
+            raise ValueError(f"unknown SLA clock {kind!r}: expected wall or event")
+        self.kind = kind
+        self._wall = wall
+        self._stream: dict[int, int] = {}
+
+    def observe(self, partition: int, occurred_at: int) -> bool:
+        """Feed an applied event's business time; True when the stream time advanced."""
+        if occurred_at > self._stream.get(partition, -_BIAS):
+            self._stream[partition] = occurred_at
+            return True
+        return False
+
+    def now(self, partition: int) -> int | None:
+        """Epoch ms; None with the event clock before the partition's first event."""
+        if self.kind == "wall":
+            return int(self._wall() * 1000)
+        return self._stream.get(partition)
+
+    def seed(self, partition: int, stream_time: int | None) -> None:
+        """Restore a partition's stream time (e.g. persisted with its states) on assignment."""
+        if stream_time is not None:
+            self.observe(partition, stream_time)
+
+    def forget(self, partition: int) -> None:
+        self._stream.pop(partition, None)
