@@ -10,6 +10,13 @@ noisy, so absolute numbers wander; ratios much less).
                                                     one-table-write-per-event Faust agent
                                                     (scripts/bench_baseline_app.py), plus a no-op
                                                     Faust agent as the reference ceiling
+    python -m scripts.bench inventory [--orders N]  the whole pipeline with the inventory side on
+                                                    simulated traffic (all four input topics) vs
+                                                    the naive agent over the same topics
+                                                    (scripts/bench_inventory.py)
+    python -m scripts.bench allocation-latency [--orders N] [--commit-interval S]
+                                                    OrderAccepted produced -> ALLOCATED visible
+                                                    over HTTP, median and p99
     python -m scripts.bench sinks [--events N] [--orders N]
                                                     the webhook and postgres sinks vs the sink
                                                     runner delivering nothing (scripts/bench_sinks.py)
@@ -35,6 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -179,11 +187,11 @@ def preproduce_orders(settings, events: int, seed: int = 7) -> int:
     return len(encoded)
 
 
-def end_offsets(settings) -> dict[tuple[str, int], int]:
+def end_offsets(settings, roles: tuple[str, ...] = ORDER_ROLES) -> dict[tuple[str, int], int]:
     consumer = Consumer(client_config(settings, **{"group.id": f"o2c-bench-{uuid.uuid4().hex}"}))
     try:
         ends = {}
-        for role in ORDER_ROLES:
+        for role in roles:
             topic = settings.topic(role)
             for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
                 ends[(topic, p)] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
@@ -221,6 +229,7 @@ class Run:
     samples: list[tuple[float, int]] = field(default_factory=list)  # (monotonic s, committed)
     cpu: list[float] = field(default_factory=list)  # worker CPU seconds at the first and last sample
     counters: dict[str, float] = field(default_factory=dict)  # the worker's o2c_* metrics at the end
+    after_s: float = 0.0  # first commit -> end of the `after` step (measure_worker)
 
     @property
     def cpu_share(self) -> float:
@@ -278,9 +287,12 @@ def measure_worker(
     *,
     profiled: bool = False,
     counters: bool = False,
+    roles: tuple[str, ...] = ORDER_ROLES,
+    after: Callable[[], None] | None = None,
 ) -> Run:
-    """Start a worker subprocess, time it by its committed offsets, stop it (by PID)."""
-    ends = end_offsets(settings)
+    """Start a worker subprocess, time it by its committed offsets of the `roles` topics, run
+    `after` (still timed: `run.after_s`), stop it (by PID)."""
+    ends = end_offsets(settings, roles)
     total = sum(ends.values())
     group = env["O2C_APP_ID"]
     client = admin(settings)
@@ -312,6 +324,9 @@ def measure_worker(
                 if now - last_change > 180:
                     raise RuntimeError(f"{label}: no committed progress for 180 s; see {log_path}")
                 time.sleep(0.05)
+            if after is not None:
+                after()
+                run.after_s = time.monotonic() - run.samples[0][0]
             if profiled:
                 proc.send_signal(PROFILE_STOP)
                 time.sleep(2)
@@ -510,6 +525,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--guarantee", choices=("exactly_once", "at_least_once", "both"), default="exactly_once")
     p.add_argument("--no-reference", action="store_true", help="skip the no-op Faust agent reference run")
+    p = sub.add_parser("inventory")
+    p.add_argument("--orders", type=int, default=10_000)
+    p = sub.add_parser("allocation-latency")
+    p.add_argument("--orders", type=int, default=1_000)
+    p.add_argument("--commit-interval", type=float, action="append")
     p = sub.add_parser("sinks")
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--orders", type=int, default=5_000)
@@ -523,6 +543,14 @@ def main(argv: list[str] | None = None) -> int:
         both = ["exactly_once", "at_least_once"]
         guarantees = both if args.guarantee == "both" else [args.guarantee]
         bench_orders(args.events, guarantees, reference=not args.no_reference)
+    elif args.bench == "inventory":
+        from scripts.bench_inventory import bench_inventory
+
+        bench_inventory(args.orders)
+    elif args.bench == "allocation-latency":
+        from scripts.bench_inventory import bench_allocation_latency
+
+        bench_allocation_latency(args.orders, args.commit_interval or [1.0])
     elif args.bench == "sinks":
         from scripts.bench_sinks import bench_sinks
 

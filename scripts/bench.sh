@@ -15,3 +15,7 @@ $PY -m scripts.bench simulate --orders "${BENCH_ORDERS:-10000}"
 $PY -m scripts.bench orders --events "${BENCH_ORDER_EVENTS:-100000}" --guarantee both
 # Webhook (local always-200 receiver) and PostgreSQL sinks vs the same runner delivering nothing.
 $PY -m scripts.bench sinks
+# The inventory side: the whole allocation loop on simulated traffic of all four topics vs the
+# naive agent over them; OrderAccepted -> ALLOCATED over HTTP at the default and a short commit interval.
+$PY -m scripts.bench inventory --orders "${BENCH_INVENTORY_ORDERS:-10000}"
+$PY -m scripts.bench allocation-latency --orders "${BENCH_LATENCY_ORDERS:-1000}" --commit-interval 1 --commit-interval 0.1

@@ -8,6 +8,9 @@ App is built with the settings of streams/app.py that matter here: RocksDB store
 processing guarantee, commit interval, raw serializers, earliest offset reset. It only differs
 by doing nothing but the table write.
 
+`O2C_BENCH_ROLES=orders,shipments,payments,inventory` widens the input to those topics (all keyed
+alike and with the same partition count; `scripts.bench inventory`).
+
 `O2C_BENCH_AGENT=noop` makes the agent do nothing at all (it only iterates the stream, so Faust
 acks and commits): the reference `scripts.bench orders` prints as the most any Faust agent over
 these topics can do on this machine, i.e. Faust's own per-event cost.
@@ -27,7 +30,7 @@ from streams.app import base_app
 from streams.logs import configure_logging
 from streams.settings import Settings, load_settings
 
-ROLES = ("orders", "shipments", "payments")
+ROLES = tuple(os.environ.get("O2C_BENCH_ROLES", "orders,shipments,payments").split(","))
 
 
 def create_app(settings: Settings) -> faust.App:

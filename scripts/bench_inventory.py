@@ -1,0 +1,315 @@
+"""The inventory side's benchmarks (issue 4), run through `python -m scripts.bench`.
+
+`inventory`: simulated traffic of all four input topics, pre-produced; one `o2c worker` processes
+it with the whole allocation loop (order agent -> requests -> inventory agent -> results ->
+order agent), timed from its first commit until every input offset is committed and the loop is
+quiet. Reported: input events/s, and the inventory path's records/s (ledger events + allocation
+requests, releases and issues it handled). Baseline in the same run: the naive one-table-write
+-per-event Faust agent over the same four topics (scripts/bench_baseline_app.py).
+
+`allocation-latency`: a worker with stock for every SKU; orders placed first, then each
+`OrderAccepted` produced on its own while a long poll (`GET /orders/{id}?wait_for=ALLOCATED`)
+waits: latency = produce call -> the long poll's answer. The loop crosses two transactional
+hops, so the commit interval bounds it; each interval given is measured in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+import aiohttp
+from confluent_kafka import Producer
+
+from scripts.bench import (
+    BENCH_DIR,
+    REPO,
+    delete_topics_of,
+    isolated_settings,
+    measure_worker,
+    o2c_counters,
+    raw_produce,
+    worker_env,
+)
+from streams.codec import Codec
+from streams.flat import key_of, to_record
+from streams.simulate import SimulationConfig, generate
+from streams.topics import producer_config
+
+INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
+
+
+def preproduce_all(settings, orders: int, seed: int = 7) -> dict[str, int]:
+    """Every simulated event of `orders` orders, all four topics, encoded once and produced raw."""
+    codec = Codec(settings)
+    counts = dict.fromkeys(INPUT_ROLES, 0)
+    records = []
+    for sim in generate(SimulationConfig(orders=orders, seed=seed)):
+        counts[sim.role] += 1
+        records.append(
+            (settings.topic(sim.role), key_of(sim.role, sim.event).encode(),
+             codec.encode(sim.role, to_record(sim.role, sim.event)))
+        )
+    raw_produce(settings, records)
+    return counts
+
+
+def quiet(port: str, timeout: float = 300) -> None:
+    """Until the worker's allocation messages sent == received, twice 0.5 s apart."""
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while calm < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the allocation loop did not quiet down")
+        time.sleep(0.5)
+        sent, received = allocation_counts(port)
+        calm = calm + 1 if sent == received else 0
+
+
+def allocation_counts(port: str) -> tuple[float, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    sent = received = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "o2c_allocation_messages":
+            for s in family.samples:
+                if s.name.endswith("_total"):
+                    if s.labels["stage"] == "sent":
+                        sent += s.value
+                    else:
+                        received += s.value
+    return sent, received
+
+
+def inventory_path_records(port: str) -> dict[str, float]:
+    """Records the inventory agent handled: ledger events and order messages, by type."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if not s.name.endswith("_total"):
+                continue
+            if family.name == "o2c_events_in" and s.labels["role"] == "inventory":
+                found["ledger events"] = found.get("ledger events", 0) + s.value
+            elif (
+                family.name == "o2c_allocation_messages"
+                and s.labels["stage"] == "received"
+                and s.labels["type"] != "AllocationResult"
+            ):
+                found[s.labels["type"]] = s.value
+            elif family.name == "o2c_allocation_messages" and s.labels["type"] == "AllocationResult" and (
+                s.labels["stage"] == "sent"
+            ):
+                found["results sent"] = s.value
+    return found
+
+
+def bench_inventory(orders: int) -> None:
+    settings = isolated_settings()
+    workdir = BENCH_DIR / settings.topic_prefix.rstrip(".")
+    workdir.mkdir(parents=True, exist_ok=True)
+    counts = preproduce_all(settings, orders)
+    total = sum(counts.values())
+
+    def env(name: str, **extra: str) -> dict[str, str]:
+        return worker_env(settings, f"{settings.app_id}-{name}", workdir / f"data-{name}", "exactly_once", **extra)
+
+    baseline_argv = [sys.executable, "-m", "scripts.bench_baseline_app"]
+    naive = measure_worker(
+        settings, "naive-4-topics", baseline_argv, env("naive", O2C_BENCH_ROLES=",".join(INPUT_ROLES)), workdir,
+        roles=INPUT_ROLES,
+    )
+    worker_environment = env("o2c")
+    port = worker_environment["O2C_WEB_PORT"]
+    handled: dict[str, float] = {}
+
+    def settle() -> None:
+        quiet(port)
+        handled.update(inventory_path_records(port))
+
+    full = measure_worker(
+        settings, "o2c-worker", [sys.executable, "-m", "streams.cli", "worker"], worker_environment, workdir,
+        roles=INPUT_ROLES, counters=True, after=settle,
+    )
+    inventory_records = sum(v for k, v in handled.items() if k != "results sent")
+    print(f"$ python -m scripts.bench inventory --orders {orders}")
+    print(
+        f"  input: {total:,} simulated events ({', '.join(f'{n:,} {r}' for r, n in counts.items())}) on"
+        f" {settings.partitions} partitions, exactly-once, commit interval {settings.commit_interval:g} s"
+    )
+    print(
+        f"  baseline: naive Faust agent over the four topics, one table write per event: {naive.rate:,.0f} events/s"
+        f" (worker CPU {naive.cpu_share:.0%} of a core)"
+    )
+    print(
+        f"  o2c worker (orders + inventory + the allocation loop): {full.rate:,.0f} input events/s until every input"
+        f" offset was committed ({full.seconds:.1f} s); loop quiet after {full.after_s:.1f} s"
+        f" (worker CPU {full.cpu_share:.0%} of a core)"
+    )
+    print(
+        f"  inventory path: {inventory_records:,.0f} records ("
+        + ", ".join(f"{v:,.0f} {k}" for k, v in sorted(handled.items()))
+        + f") in {full.after_s:.1f} s = {inventory_records / full.after_s:,.0f} records/s"
+    )
+    print(f"  ratio o2c worker / baseline (input events/s): {full.rate / naive.rate:.2f}")
+    c = full.counters
+    print(
+        "  outputs: "
+        + ", ".join(
+            f"{c.get(n, 0):,.0f} {w}"
+            for n, w in (
+                ("o2c_status_changes", "status events"),
+                ("o2c_atp_changes", "AtpChanged"),
+                ("o2c_business_exceptions", "business exceptions"),
+                ("o2c_dead_letters", "dead letters"),
+            )
+        )
+    )
+    print(f"  worker logs: {workdir}")
+    for sub in workdir.glob("data-*"):
+        shutil.rmtree(sub, ignore_errors=True)
+    delete_topics_of(settings)
+
+
+# --------------------------------------------------------------------------- latency
+
+SKUS = 50
+
+
+def _event(i: int, event_type: str, order_id: str, **fields) -> dict:
+    return {
+        "event_id": f"lat-{event_type}-{order_id}-{i}",
+        "event_type": event_type,
+        "occurred_at": "2026-11-02T09:00:00Z",
+        "source": "bench",
+        "order_id": order_id,
+        **fields,
+    }
+
+
+def _produce_flat(settings, role: str, events: list[dict]) -> None:
+    codec = Codec(settings)
+    raw_produce(
+        settings,
+        [(settings.topic(role), key_of(role, e).encode(), codec.encode(role, to_record(role, e))) for e in events],
+    )
+
+
+async def _measure(settings, port: str, order_ids: list[str], spacing: float) -> list[float]:
+    codec = Codec(settings)
+    producer = Producer({**producer_config(settings), "linger.ms": 0})
+    latencies: list[float] = []
+    topic = settings.topic("orders")
+
+    async def one(session: aiohttp.ClientSession, i: int, order_id: str) -> None:
+        url = f"http://127.0.0.1:{port}/orders/{order_id}?wait_for=ALLOCATED&timeout=30"
+        poll = asyncio.ensure_future(session.get(url))
+        await asyncio.sleep(0.05)  # the long poll is waiting before the event leaves
+        value = codec.encode("orders", to_record("orders", _event(i, "OrderAccepted", order_id)))
+        started = time.perf_counter()
+        producer.produce(topic, key=order_id.encode(), value=value)
+        producer.poll(0)
+        async with await poll as reply:
+            if reply.status != 200:
+                raise RuntimeError(f"{order_id}: {reply.status} {await reply.text()}")
+        latencies.append(time.perf_counter() - started)
+
+    async with aiohttp.ClientSession() as session:
+        tasks = []
+        for i, order_id in enumerate(order_ids):
+            tasks.append(asyncio.ensure_future(one(session, i, order_id)))
+            await asyncio.sleep(spacing)
+            producer.poll(0)
+        await asyncio.gather(*tasks)
+    producer.flush(10)
+    return latencies
+
+
+def bench_allocation_latency(orders: int, commit_intervals: list[float], rate: float = 50.0) -> None:
+    results = []
+    for interval in commit_intervals:
+        settings = isolated_settings()
+        workdir = BENCH_DIR / settings.topic_prefix.rstrip(".")
+        workdir.mkdir(parents=True, exist_ok=True)
+        skus = [f"SKU-L{n:03d}" for n in range(SKUS)]
+        receipts = [
+            {"event_id": f"lat-rcv-{sku}", "event_type": "InventoryReceived", "occurred_at": "2026-11-02T08:00:00Z",
+             "source": "bench", "sku": sku, "warehouse_id": "DC1", "quantity": 10 * orders, "source_doc": "ASN"}
+            for sku in skus
+        ]
+        _produce_flat(settings, "inventory", receipts)
+        order_ids = [f"SO-L{n:05d}" for n in range(orders)]
+        placed = [
+            _event(0, "OrderPlaced", oid, customer_id="C-1", channel="ECOM", region="EU", currency="EUR",
+                   lines=[{"line_id": "1", "sku": skus[n % SKUS], "quantity": 1, "unit_price_minor": 100,
+                           "warehouse_id": "DC1"}])
+            for n, oid in enumerate(order_ids)
+        ]
+        _produce_flat(settings, "orders", placed)
+        env = worker_env(
+            settings, f"{settings.app_id}-lat", workdir / "data", "exactly_once",
+            O2C_COMMIT_INTERVAL=str(interval),
+        )
+        log_path = workdir / "worker.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=REPO, stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                _wait_placed(env["O2C_WEB_PORT"], orders, proc)
+                latencies = asyncio.run(_measure(settings, env["O2C_WEB_PORT"], order_ids, 1 / rate))
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+        results.append((interval, sorted(latencies)))
+        shutil.rmtree(workdir / "data", ignore_errors=True)
+        delete_topics_of(settings)
+    print(
+        f"$ python -m scripts.bench allocation-latency --orders {orders} "
+        + " ".join(f"--commit-interval {i:g}" for i in commit_intervals)
+    )
+    print(
+        f"  {orders:,} orders placed first (stock for all), then one OrderAccepted every {1000 / rate:.0f} ms;"
+        " latency = produce call -> GET /orders/{id}?wait_for=ALLOCATED answers (exactly-once, 2 transactional hops)"
+    )
+    for interval, lat in results:
+        p99 = lat[min(len(lat) - 1, math.ceil(0.99 * len(lat)) - 1)]
+        print(
+            f"  commit interval {interval:g} s: median {statistics.median(lat) * 1000:,.0f} ms,"
+            f" p99 {p99 * 1000:,.0f} ms, max {lat[-1] * 1000:,.0f} ms ({len(lat):,} orders)"
+        )
+    if len(results) > 1:
+        base = statistics.median(results[0][1])
+        for interval, lat in results[1:]:
+            print(f"  median ratio commit {interval:g} s / {results[0][0]:g} s: {statistics.median(lat) / base:.2f}")
+
+
+def _wait_placed(port: str, orders: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}")
+        counters = o2c_counters(port)
+        if counters.get("o2c_events_in", 0) >= orders + SKUS:
+            quiet(port)
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the worker did not take in the placed orders")
+
