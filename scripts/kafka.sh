@@ -8,6 +8,7 @@
 #
 # Environment: KAFKA_VERSION (pinned below, see docs/kafka.md), KAFKA_PORT (9092),
 # KAFKA_CONTROLLER_PORT (KAFKA_PORT+1), KAFKA_STATE_DIR (.cache/kafka-run-<port>),
+# KAFKA_SASL_PORT (unset: no SASL listener; KAFKA_SASL_USER/KAFKA_SASL_PASSWORD for PLAIN),
 # KAFKA_HEAP (512m), KAFKA_FRESH=1 wipes the state dir before starting.
 set -euo pipefail
 
@@ -21,6 +22,11 @@ CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}
 CACHE="$ROOT/.cache"
 LIBS="$CACHE/kafka/$KAFKA_VERSION/libs"
 STATE=${KAFKA_STATE_DIR:-$CACHE/kafka-run-$PORT}
+# Optional second listener with SASL/PLAIN, for tests of the clients' security settings.
+SASL_PORT=${KAFKA_SASL_PORT:-}
+SASL_USER=${KAFKA_SASL_USER:-o2c}
+SASL_PASSWORD=${KAFKA_SASL_PASSWORD:-o2c-secret}
+SASL_LISTENER=${SASL_PORT:+,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT}
 PIDFILE="$STATE/kafka.pid"
 
 log() { echo "[kafka] $*" >&2; }
@@ -60,10 +66,10 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT$SASL_LISTENER
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT$SASL_LISTENER
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$STATE/data
 num.partitions=4
@@ -76,6 +82,12 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=168
 EOF
+  if [ -n "$SASL_PORT" ]; then
+    cat >>"$STATE/server.properties" <<EOF
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$SASL_PASSWORD";
+EOF
+  fi
   cat >"$STATE/log4j2.properties" <<EOF
 status = warn
 appender.file.type = File
@@ -98,7 +110,7 @@ up() {
     log "already running (PID $(cat "$PIDFILE")) on 127.0.0.1:$PORT"
     return 0
   fi
-  for port in "$PORT" "$CONTROLLER_PORT"; do
+  for port in "$PORT" "$CONTROLLER_PORT" $SASL_PORT; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       log "port $port on 127.0.0.1 is already in use; set KAFKA_PORT (and KAFKA_CONTROLLER_PORT)"
       exit 1

@@ -11,7 +11,7 @@ from streams.codec import Codec
 from streams.inventory import InventoryAgent
 from streams.orders import OrderAgent
 from streams.settings import Settings
-from streams.topics import create_topics
+from streams.topics import client_config, create_topics
 from streams.web import register_views
 
 log = logging.getLogger("o2c.app")
@@ -43,14 +43,38 @@ def base_app(settings: Settings) -> faust.App:
         # Faust also reads unprefixed variables (WEB_PORT, BROKER_URL...) that would override
         # these settings, and Kubernetes sets WEB_PORT=tcp://... for a Service named "web".
         env_prefix="O2C_FAUST_",
+        broker_credentials=broker_credentials(settings),
     )
+
+
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's (aiokafka's) side of the Kafka security settings; the confluent-kafka clients
+    get theirs from `streams.topics.security_config`."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol.endswith("SSL"):
+        import ssl
+
+        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile is not None else None
+        context = ssl.create_default_context(cafile=cafile)
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password is not None else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
 
 
 def create_app(settings: Settings) -> faust.App:
     """Build a fully wired app; nothing global, so tests can build several side by side."""
     app = base_app(settings)
     if settings.processing_guarantee == "exactly_once":
-        eos.install(app)
+        eos.install(app, client_config(settings))
     gate = eos.CommitGate(app)
     codec = Codec(settings)
     orders = OrderAgent(app, settings, codec, gate)

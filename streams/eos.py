@@ -109,10 +109,15 @@ class SourcePartitionTransactions(TransactionManager):
         self.unfinished.clear()
 
 
-def install(app: faust.App) -> None:
+PROBE_CONFIG = "_o2c_probe_config"  # app attribute: the probe's confluent-kafka client config
+
+
+def install(app: faust.App, client_config: Mapping[str, Any]) -> None:
     """Make the app's transport build our transaction manager (before the consumer starts),
-    and let table recovery stop at the last committed changelog record."""
+    and let table recovery stop at the last committed changelog record (read with a client of
+    `client_config`: brokers and security settings)."""
     app.transport.TransactionManager = SourcePartitionTransactions  # type: ignore[misc]
+    setattr(app, PROBE_CONFIG, dict(client_config))
     _patch_recovery_highwaters()
 
 
@@ -135,7 +140,7 @@ def install(app: faust.App) -> None:
 _PROBE_TIMEOUT = 10.0
 
 
-def changelog_tails(servers: str, tps: Iterable[TP]) -> dict[TP, tuple[int, int]]:
+def changelog_tails(client_config: Mapping[str, Any], tps: Iterable[TP]) -> dict[TP, tuple[int, int]]:
     """Per partition: (end offset for read_committed consumers, offset of the last committed
     record below it, -1 when there is none)."""
     import time
@@ -144,7 +149,7 @@ def changelog_tails(servers: str, tps: Iterable[TP]) -> dict[TP, tuple[int, int]
 
     consumer = Consumer(
         {
-            "bootstrap.servers": servers,
+            **client_config,
             "group.id": "o2c-changelog-probe",  # never joins nor commits: partitions are assigned
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
@@ -209,9 +214,12 @@ def _patch_recovery_highwaters() -> None:
         await original(self, consumer, tps, destination, title)
         if not self.app.in_transaction or not tps:
             return
-        servers = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker)
+        config = getattr(self.app, PROBE_CONFIG, None)
+        if config is None:
+            servers = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker)
+            config = {"bootstrap.servers": servers}
         try:
-            tails = await asyncio.get_running_loop().run_in_executor(None, changelog_tails, servers, set(tps))
+            tails = await asyncio.get_running_loop().run_in_executor(None, changelog_tails, config, set(tps))
         except Exception as exc:  # noqa: BLE001 - keep Faust's highwaters
             log.warning("recovery: could not read the changelog tails (%r); keeping Faust's", exc)
             return

@@ -29,13 +29,33 @@ def role_of(settings: Settings, topic: str) -> str:
 
 
 def client_config(settings: Settings, **extra: object) -> dict[str, object]:
-    """Common confluent-kafka config: librdkafka's own log lines go to the `librdkafka` logger
-    (quiet unless debugging) instead of flooding stderr while a broker is unreachable."""
+    """Common confluent-kafka config: the brokers and their security settings; librdkafka's own
+    log lines go to the `librdkafka` logger (quiet unless debugging) instead of flooding stderr
+    while a broker is unreachable."""
     return {
         "bootstrap.servers": settings.bootstrap_servers,
         "logger": logging.getLogger("librdkafka"),
+        **security_config(settings),
         **extra,
     }
+
+
+def security_config(settings: Settings) -> dict[str, object]:
+    """librdkafka's security properties for the configured protocol (nothing for PLAINTEXT)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    config: dict[str, object] = {"security.protocol": protocol.lower()}
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        config |= {
+            "sasl.mechanism": settings.kafka_sasl_mechanism,
+            "sasl.username": settings.kafka_sasl_username or "",
+            "sasl.password": password.get_secret_value() if password is not None else "",
+        }
+    if protocol.endswith("SSL") and settings.kafka_ssl_cafile is not None:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
+    return config
 
 
 def producer_config(settings: Settings) -> dict[str, object]:
