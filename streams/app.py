@@ -9,6 +9,7 @@ import faust
 from streams import bulk_consumer, eos
 from streams.codec import Codec
 from streams.inventory import InventoryAgent
+from streams.metrics import METRICS
 from streams.orders import OrderAgent
 from streams.settings import Settings
 from streams.topics import client_config, create_topics
@@ -89,11 +90,22 @@ def create_app(settings: Settings) -> faust.App:
         gate.install()
 
     register_views(app, settings, orders, inventory)
+    METRICS.orders_by_status.source = orders.status_counts.totals
+    app.on_rebalance_complete.connect(record_recovery_time)
     if settings.sink_names:  # downstream of the status topic; see docs/sinks.md
         from streams.sink_runner import SinkService
 
         app.service(SinkService(settings))  # type: ignore[arg-type]
     return app
+
+
+async def record_recovery_time(sender: faust.App, **kwargs: object) -> None:
+    """`o2c_table_recovery_seconds`: Faust recovers all tables' active partitions together."""
+    recovery = sender.tables.recovery
+    started, ended = recovery._recovery_started_at, recovery._recovery_ended_at
+    if started is not None and ended is not None and ended >= started:
+        for table in sender.tables.values():
+            METRICS.child(METRICS.table_recovery, table.name).set(ended - started)
 
 
 def run_worker(settings: Settings) -> int:

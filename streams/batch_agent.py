@@ -13,6 +13,7 @@ Both run the subclass's `handle(batch, send_for)`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from time import perf_counter
 from typing import Any
 
 import faust
@@ -48,6 +49,7 @@ class BatchAgent:
         self.gate = gate
         self.role_of_topic = dict(topics)
         self._events_in: dict[tuple[str, str], Any] = {}
+        self.batch_seconds = METRICS.consume_to_produce.labels(self.name)
         self.source = app.topic(
             *self.role_of_topic,
             key_serializer="raw",
@@ -69,9 +71,11 @@ class BatchAgent:
         """Bulk path: one fetch's records (already tracked by the consumer)."""
         assert self.sends is not None
         async with self.gate.processing():
+            started = perf_counter()
             try:
                 await self.process_batch([Delivery(m) for m in messages], self.sends)
                 await self.sends.flush()
+                self.batch_seconds.observe(perf_counter() - started)
             except BaseException as exc:
                 self.gate.poison(exc)
                 raise
@@ -82,7 +86,9 @@ class BatchAgent:
     async def process(self, stream: faust.StreamT) -> None:
         async for batch in stream.take_events(self.settings.batch_size, within=self.settings.batch_window):
             async with self.gate.processing():
+                started = perf_counter()
                 await self.process_batch(batch)
+                self.batch_seconds.observe(perf_counter() - started)
                 for event in batch:
                     await stream.ack(event)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 
 @dataclass
@@ -16,6 +20,13 @@ class Metrics:
     status_changes: Counter = field(init=False)
     duplicates: Counter = field(init=False)
     allocation_messages: Counter = field(init=False)
+    status_transitions: Counter = field(init=False)
+    sla_breaches: Counter = field(init=False)
+    event_to_status: Histogram = field(init=False)
+    consume_to_produce: Histogram = field(init=False)
+    table_recovery: Gauge = field(init=False)
+    orders_by_status: OrdersByStatus = field(init=False)
+    _children: dict[tuple[int, tuple[str, ...]], Any] = field(init=False, default_factory=dict)
     atp_changes: Counter = field(init=False)
     sink_deliveries: Counter = field(init=False)
     sink_retries: Counter = field(init=False)
@@ -52,6 +63,34 @@ class Metrics:
             registry=r,
         )
         self.atp_changes = Counter("o2c_atp_changes", "AtpChanged records published", registry=r)
+        self.status_transitions = Counter(
+            "o2c_status_transitions",
+            "Status changes published, by previous and new status (previous: NONE for the first)",
+            ["previous_status", "status"],
+            registry=r,
+        )
+        self.sla_breaches = Counter("o2c_sla_breaches", "SlaBreached records published", ["milestone"], registry=r)
+        self.event_to_status = Histogram(
+            "o2c_event_to_status_seconds",
+            "Business time of the causing event (occurred_at) to its status event being emitted",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400, 604800),
+            registry=r,
+        )
+        self.consume_to_produce = Histogram(
+            "o2c_consume_to_produce_seconds",
+            "A batch of records handed to an agent to its outputs handed to the producer",
+            ["agent"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.table_recovery = Gauge(
+            "o2c_table_recovery_seconds",
+            "Duration of the last recovery of the tables' active partitions from their changelogs",
+            ["table"],
+            registry=r,
+        )
+        self.orders_by_status = OrdersByStatus()
+        r.register(self.orders_by_status)
         # Sinks (docs/sinks.md); names fixed: dashboards use them.
         self.sink_deliveries = Counter(
             "o2c_sink_deliveries",
@@ -72,6 +111,40 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
             registry=r,
         )
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, cached: labels() costs microseconds, too much per event."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
+
+
+class OrdersByStatus(Collector):
+    """`o2c_orders_by_status{status}`: orders on this worker's active partitions (sum over workers
+    for the cluster), read at scrape time from the order agent's status counts (`source`, set
+    when the app is wired; one app per process)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Any] | None = None
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family()
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "o2c_orders_by_status", "Orders by current status on this worker's active partitions", labels=["status"]
+        )
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = self._family()
+        by_status: dict[str, int] = {}
+        for (status, _region, _channel), n in (self.source() if self.source else {}).items():
+            by_status[status] = by_status.get(status, 0) + n
+        for status, n in sorted(by_status.items()):
+            family.add_metric([status], n)
+        yield family
 
 
 METRICS = Metrics()

@@ -31,6 +31,7 @@ from streams.flat import to_flat
 from streams.metrics import METRICS
 from streams.settings import Settings
 from streams.state_store import WriteBehindStore
+from streams.status_counts import StatusCounts
 from streams.watch import Watchers
 from tables.allocation import AllocationResult
 from tables.order import InvalidEvent, OrderState, apply_allocation, apply_event, status_event
@@ -71,6 +72,7 @@ class OrderAgent(BatchAgent):
             max_cached=settings.state_cache_entries,
         )
         gate.register(self.store)
+        self.status_counts = StatusCounts(self.store)
 
     async def handle(self, batch: Sequence[faust.EventT], send_for: SendFor) -> None:
         now = int(time.time() * 1000)
@@ -130,10 +132,15 @@ class OrderAgent(BatchAgent):
             log.debug("business exception order_id=%s code=%s: %s", order_id, exc.code, exc.detail)
         if outcome.publish:
             previous = state.last_status
-            record = status_event(state, item, emitted_at=int(time.time() * 1000))
+            emitted_at = int(time.time() * 1000)
+            record = status_event(state, item, emitted_at=emitted_at)
             await send(self.status_topic, key, self.codec.encode("order-status", record), None)
-            METRICS.status_changes.labels(record["status"]).inc()
-            if record["status"] != previous:
+            status = record["status"]
+            METRICS.child(METRICS.status_changes, status).inc()
+            METRICS.event_to_status.observe(max(emitted_at - record["occurred_at"], 0) / 1000)
+            if status != previous:
+                METRICS.child(METRICS.status_transitions, previous or "NONE", status).inc()
+                self.status_counts.moved(partition, state, previous, status)
                 log.debug(
                     "order_id=%s status %s -> %s seq=%d", order_id, previous, record["status"], record["seq"]
                 )

@@ -59,6 +59,7 @@ class WriteBehindStore(Generic[V]):
         self.dirty: dict[int, set[bytes]] = {}
         self._pending: dict[int, dict[bytes, bytes]] = {}
         self._sent: list[tuple[int, Any]] = []
+        self.on_discard: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ reads and writes
 
@@ -86,16 +87,18 @@ class WriteBehindStore(Generic[V]):
         raw = self.table.data._get_bucket_for_key(key)  # type: ignore[attr-defined]
         return self.decode(raw[1]) if raw is not None else None
 
-    def items(self) -> Iterator[tuple[bytes, V]]:
-        """Every value held by this worker's active partitions (for statistics)."""
+    def items(self, partition: int | None = None) -> Iterator[tuple[bytes, V]]:
+        """Every value held by this worker's active partitions, or by one of them (statistics)."""
         store = self.table.data
         seen: set[bytes] = set()
-        for cache in self.cache.values():
+        for p, cache in list(self.cache.items()):
+            if partition is not None and p != partition:
+                continue
             for key, value in cache.items():
                 seen.add(key)
                 yield key, value
-        for partition, db in list(store._dbs.items()):  # type: ignore[attr-defined]
-            if not self._is_active(partition):
+        for p, db in list(store._dbs.items()):  # type: ignore[attr-defined]
+            if not self._is_active(p) or (partition is not None and p != partition):
                 continue
             for key, raw in db.items():
                 if key == store.offset_key or key in seen:  # type: ignore[attr-defined]
@@ -154,8 +157,15 @@ class WriteBehindStore(Generic[V]):
                 if partition not in self._pending and partition not in self.dirty:
                     del self.cache[partition]
 
+    def active_partitions(self) -> list[int]:
+        """Partitions of the table this worker actively owns and holds locally."""
+        return sorted(p for p in list(self.table.data._dbs) if self._is_active(p))  # type: ignore[attr-defined]
+
     def discard(self, partitions: set[int] | None = None) -> None:
-        """Forget uncommitted values (on revocation or a failed commit)."""
+        """Forget uncommitted values (on revocation or a failed commit); `on_discard` callbacks
+        learn that values they derived from may be gone."""
+        for callback in self.on_discard:
+            callback()
         for store in (self.cache, self.dirty, self._pending):
             for partition in list(store):
                 if partitions is None or partition in partitions:

@@ -69,20 +69,6 @@ def parse_wait(request: Request) -> tuple[str | None, float]:
     return wait_for, timeout
 
 
-def local_stats(orders: OrderAgent) -> dict[str, dict[str, int]]:
-    by_status: Counter[str] = Counter()
-    by_region: Counter[str] = Counter()
-    by_channel: Counter[str] = Counter()
-    for _, state in orders.store.items():
-        status = derive_status(state)
-        if status is None:
-            continue
-        by_status[status] += 1
-        by_region[state.region or "unknown"] += 1
-        by_channel[state.channel or "unknown"] += 1
-    return {"by_status": dict(by_status), "by_region": dict(by_region), "by_channel": dict(by_channel)}
-
-
 def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inventory: InventoryAgent) -> None:
     @app.page("/health")
     async def health(self: View, request: Request) -> Response:
@@ -159,13 +145,13 @@ def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inven
 
     @app.page("/stats/local")
     async def stats_local(self: View, request: Request) -> Response:
-        return self.json(local_stats(orders))
+        return self.json(orders.status_counts.summary())
 
     @app.page("/stats")
     async def stats(self: View, request: Request) -> Response:
         """Sum of every worker's `/stats/local` (each counts its own active partitions)."""
         hosts = set(app.router.table_metadata(orders.table.name)) - {settings.canonical_url}
-        parts = [local_stats(orders)]
+        parts = [orders.status_counts.summary()]
         replies = await asyncio.gather(
             *(fetch_json(app, f"{h}/stats/local") for h in sorted(hosts)), return_exceptions=True
         )
