@@ -14,6 +14,10 @@ noisy, so absolute numbers wander; ratios much less).
                                                     simulated traffic (all four input topics) vs
                                                     the naive agent over the same topics
                                                     (scripts/bench_inventory.py)
+    python -m scripts.bench inventory-agent [--orders N]
+                                                    the inventory agent alone on the ledger events
+                                                    and allocation messages of simulated traffic vs
+                                                    the naive agent over those two topics
     python -m scripts.bench allocation-latency [--orders N] [--commit-interval S]
                                                     OrderAccepted produced -> ALLOCATED visible
                                                     over HTTP, median and p99
@@ -53,7 +57,7 @@ from streams.codec import Codec
 from streams.flat import key_of, to_record
 from streams.settings import load_settings
 from streams.simulate import SimulationConfig, generate
-from streams.topics import admin, client_config, create_topics, producer_config
+from streams.topics import ALL_ROLES, admin, client_config, create_topics, producer_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -191,8 +195,8 @@ def end_offsets(settings, roles: tuple[str, ...] = ORDER_ROLES) -> dict[tuple[st
     consumer = Consumer(client_config(settings, **{"group.id": f"o2c-bench-{uuid.uuid4().hex}"}))
     try:
         ends = {}
-        for role in roles:
-            topic = settings.topic(role)
+        for role in roles:  # a SPEC topic's role, or a full topic name
+            topic = settings.topic(role) if role in ALL_ROLES else role
             for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
                 ends[(topic, p)] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
         return ends
@@ -527,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-reference", action="store_true", help="skip the no-op Faust agent reference run")
     p = sub.add_parser("inventory")
     p.add_argument("--orders", type=int, default=10_000)
+    p = sub.add_parser("inventory-agent")
+    p.add_argument("--orders", type=int, default=10_000)
     p = sub.add_parser("allocation-latency")
     p.add_argument("--orders", type=int, default=1_000)
     p.add_argument("--commit-interval", type=float, action="append")
@@ -547,6 +553,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts.bench_inventory import bench_inventory
 
         bench_inventory(args.orders)
+    elif args.bench == "inventory-agent":
+        from scripts.bench_inventory import bench_inventory_agent
+
+        bench_inventory_agent(args.orders)
     elif args.bench == "allocation-latency":
         from scripts.bench_inventory import bench_allocation_latency
 

@@ -18,4 +18,5 @@ $PY -m scripts.bench sinks
 # The inventory side: the whole allocation loop on simulated traffic of all four topics vs the
 # naive agent over them; OrderAccepted -> ALLOCATED over HTTP at the default and a short commit interval.
 $PY -m scripts.bench inventory --orders "${BENCH_INVENTORY_ORDERS:-10000}"
+$PY -m scripts.bench inventory-agent --orders "${BENCH_INVENTORY_ORDERS_ALONE:-30000}"
 $PY -m scripts.bench allocation-latency --orders "${BENCH_LATENCY_ORDERS:-1000}" --commit-interval 1 --commit-interval 0.1

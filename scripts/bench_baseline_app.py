@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> faust.App:
     table.key_serializer = table.value_serializer = "raw"
     table.changelog_topic = table._new_changelog_topic()
     source = app.topic(
-        *(settings.topic(role) for role in ROLES),
+        *(settings.topic(role) if "." not in role and "-allocation-" not in role else role for role in ROLES),
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.partitions,

@@ -7,6 +7,12 @@ quiet. Reported: input events/s, and the inventory path's records/s (ledger even
 requests, releases and issues it handled). Baseline in the same run: the naive one-table-write
 -per-event Faust agent over the same four topics (scripts/bench_baseline_app.py).
 
+`inventory-agent`: the inventory agent alone (scripts/bench_inventory_app.py: the same
+`InventoryAgent`, no order agent), over pre-produced simulated ledger events and the allocation
+requests, releases and issues the order model emits for the same simulated orders (computed
+offline with tables.order): its records/s from its first commit until everything is committed,
+against the naive agent over the same two topics.
+
 `allocation-latency`: a worker with stock for every SKU; orders placed first, then each
 `OrderAccepted` produced on its own while a long poll (`GET /orders/{id}?wait_for=ALLOCATED`)
 waits: latency = produce call -> the long poll's answer. The loop crosses two transactional
@@ -41,7 +47,7 @@ from scripts.bench import (
 from streams.codec import Codec
 from streams.flat import key_of, to_record
 from streams.simulate import SimulationConfig, generate
-from streams.topics import producer_config
+from streams.topics import create_topics, producer_config
 
 INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
 
@@ -178,6 +184,74 @@ def bench_inventory(orders: int) -> None:
         )
     )
     print(f"  worker logs: {workdir}")
+    for sub in workdir.glob("data-*"):
+        shutil.rmtree(sub, ignore_errors=True)
+    delete_topics_of(settings)
+
+
+def preproduce_inventory_path(settings, requests: str, orders: int, seed: int = 7) -> dict[str, int]:
+    """Ledger events of the simulation, and the allocation messages its order events make the
+    order model send (the order agent's output to the `requests` topic), produced raw."""
+    from streams import saga
+    from streams.flat import to_flat
+    from tables.order import OrderState, apply_event
+
+    codec = Codec(settings)
+    states: dict[str, OrderState] = {}
+    records = []
+    counts = {"ledger events": 0, "allocation messages": 0}
+    for sim in generate(SimulationConfig(orders=orders, seed=seed)):
+        record = to_record(sim.role, sim.event)
+        if sim.role == "inventory":
+            counts["ledger events"] += 1
+            records.append((settings.topic("inventory"), sim.event["sku"].encode(), codec.encode("inventory", record)))
+            continue
+        flat = to_flat(sim.role, record)
+        state = states.setdefault(flat["order_id"], OrderState(flat["order_id"]))
+        for message in apply_event(state, flat, now=flat["occurred_at"]).allocation:
+            counts["allocation messages"] += 1
+            records.append((requests, message.sku.encode(), saga.encode(message)))
+    raw_produce(settings, records)
+    return counts
+
+
+def bench_inventory_agent(orders: int) -> None:
+    from streams import saga
+
+    settings = isolated_settings()
+    workdir = BENCH_DIR / settings.topic_prefix.rstrip(".")
+    workdir.mkdir(parents=True, exist_ok=True)
+    # The requests topic is internal, named after the app id of the worker that reads it.
+    agent_app_id = f"{settings.app_id}-o2c"
+    agent_settings = settings.model_copy(update={"app_id": agent_app_id})
+    create_topics(agent_settings)
+    requests = saga.requests_topic(agent_settings)
+    counts = preproduce_inventory_path(settings, requests, orders)
+    roles = ("inventory", requests)
+
+    def env(name: str, **extra: str) -> dict[str, str]:
+        return worker_env(settings, f"{settings.app_id}-{name}", workdir / f"data-{name}", "exactly_once", **extra)
+
+    naive = measure_worker(
+        settings, "naive-inventory", [sys.executable, "-m", "scripts.bench_baseline_app"],
+        env("naive", O2C_BENCH_ROLES=f"inventory,{requests}"), workdir, roles=roles,
+    )
+    agent = measure_worker(
+        settings, "inventory-agent", [sys.executable, "-m", "scripts.bench_inventory_app"],
+        env("o2c"), workdir, roles=roles,
+    )
+    total = sum(counts.values())
+    print(f"$ python -m scripts.bench inventory-agent --orders {orders}")
+    print(
+        f"  input: {total:,} records ({', '.join(f'{n:,} {k}' for k, n in counts.items())}) of {orders:,} simulated"
+        f" orders on {settings.partitions} partitions, exactly-once, commit interval {settings.commit_interval:g} s"
+    )
+    print(f"  baseline: naive Faust agent over the same two topics: {naive.rate:,.0f} records/s")
+    print(
+        f"  inventory agent (ledger, reservations, AtpChanged, results): {agent.rate:,.0f} records/s"
+        f" ({agent.seconds:.1f} s; worker CPU {agent.cpu_share:.0%} of a core)"
+    )
+    print(f"  ratio inventory agent / baseline: {agent.rate / naive.rate:.2f}")
     for sub in workdir.glob("data-*"):
         shutil.rmtree(sub, ignore_errors=True)
     delete_topics_of(settings)
