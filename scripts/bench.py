@@ -541,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--orders", type=int, default=5_000)
     sub.add_parser("profiled-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # figures reach a log even if the process dies later
     if args.bench == "produce":
         bench_produce(args.events)
     elif args.bench == "simulate":

@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/private_broker.sh
 start_private_broker "${O2C_BENCH_KAFKA_PORT:-19192}" "$PWD/.cache/kafka-bench"
 PY=.venv/bin/python
+export PYTHONFAULTHANDLER=1  # a crash of a benchmark prints its stack
 $PY -m scripts.bench produce --events "${BENCH_EVENTS:-100000}"
 $PY -m scripts.bench simulate --orders "${BENCH_ORDERS:-10000}"
 # The order agent (`o2c worker`) vs a naive one-table-write-per-event Faust agent, with exactly-once
