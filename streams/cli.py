@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from confluent_kafka import KafkaException
+from pydantic import ValidationError
 
 from sinks import SINK_NAMES
 from streams.logs import configure_logging
@@ -418,7 +419,13 @@ def main(argv: Iterable[str] | None = None) -> int:
         overrides["web_port"] = args.web_port
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
-    settings = load_settings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "O2C_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"o2c: setting {name}: {error['msg']}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     if settings.log_level.upper() != "DEBUG":
         logging.getLogger("librdkafka").setLevel(logging.CRITICAL)

@@ -28,6 +28,15 @@ def test_unreachable_broker_gives_one_clear_line():
     )
 
 
+def test_bad_settings_name_the_variable_and_exit_2():
+    done = run("topics", "create", O2C_PARTITIONS="zero", O2C_SINKS="bogus")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "o2c: setting O2C_PARTITIONS: Input should be a valid integer, unable to parse string as an integer",
+        "o2c: setting O2C_SINKS: Value error, unknown sink(s) bogus; known: webhook, postgres",
+    ]
+
+
 def test_usage_error_exits_2():
     done = run("produce")
     assert done.returncode == 2
