@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 bad input or failed delivery, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
@@ -243,7 +244,10 @@ def parse_position(spec: str) -> tuple[int, int]:
 
 
 def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
-    """Re-publish chosen dead letters to the topic they came from, with their original key and headers."""
+    """Re-publish chosen dead letters to the topic they came from, with their original key and
+    headers. A sink's dead letter (header `o2c.sink`) is a status event every other consumer of
+    the status topic already has: it is delivered again to that sink only, never re-published
+    (that would repeat its `(order_id, seq)` on the topic)."""
     from confluent_kafka import Producer
 
     from streams.deadletter import HEADER_PREFIX
@@ -251,6 +255,7 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     wanted = {parse_position(spec) for spec in args.offset} if args.offset else None
     producer = Producer(producer_config(settings))
     replayed = 0
+    for_sinks: dict[str, list] = {}
     for msg in read_to_end(settings, settings.topic("dlq")):
         headers = {k: (v or b"").decode("utf-8", "replace") for k, v in (msg.headers() or [])}
         if wanted is not None and (msg.partition(), msg.offset()) not in wanted:
@@ -264,15 +269,48 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
             continue
         original = [(k, v) for k, v in (msg.headers() or []) if not k.startswith(HEADER_PREFIX)]
         replayed += 1
+        sink = headers.get(f"{HEADER_PREFIX}sink")
+        target = f"sink {sink}" if sink else source
         if args.dry_run:
-            print(f"would replay dlq partition {msg.partition()} offset {msg.offset()} -> {source}")
-            continue
-        producer.produce(source, key=msg.key(), value=msg.value(), headers=original)
-        producer.poll(0)
+            print(f"would replay dlq partition {msg.partition()} offset {msg.offset()} -> {target}")
+        elif sink:
+            for_sinks.setdefault(sink, []).append((msg, original))
+        else:
+            producer.produce(source, key=msg.key(), value=msg.value(), headers=original)
+            producer.poll(0)
     if producer.flush(60):
         raise CliError("replay: some records were not acknowledged within 60 s")
-    print(f"{'would replay' if args.dry_run else 'replayed'} {replayed} dead letters")
+    failed = sum(asyncio.run(redeliver(settings, name, letters)) for name, letters in for_sinks.items())
+    print(f"{'would replay' if args.dry_run else 'replayed'} {replayed - failed} dead letters")
+    if failed:
+        raise CliError(f"replay: {failed} dead letters could not be delivered to their sink again")
     return 0
+
+
+async def redeliver(settings: Settings, sink_name: str, letters: list) -> int:
+    """Deliver status events dead-lettered by a sink to that sink again; returns the failures."""
+    from sinks import create_sink
+    from sinks.base import StatusRecord
+    from streams.codec import Codec
+
+    codec = Codec(settings)
+    sink = create_sink(sink_name, settings)
+    records = [
+        StatusRecord(
+            codec.decode_flat("order-status", msg.value()), msg.key(), msg.value(), headers,
+            settings.topic("order-status"), msg.partition(), msg.offset(),
+        )
+        for msg, headers in letters
+    ]
+    await sink.start()
+    try:
+        report = await sink.deliver(records)
+    finally:
+        await sink.stop()
+    for failure in report.failed:
+        print(f"o2c: {sink_name}: order {failure.record.order_id} seq {failure.record.seq}: {failure.error}",
+              file=sys.stderr)
+    return len(report.failed)
 
 
 # --------------------------------------------------------------------------- topics / schemas

@@ -57,13 +57,15 @@ class Env:
     env: dict[str, str]
     tmp: Path
 
-    def o2c(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    def o2c(
+        self, *args: str, input: str | None = None, timeout: float = 120, env_extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             [*O2C, *args],
             input=input,
             capture_output=True,
             text=True,
-            env=self.env,
+            env={**self.env, **(env_extra or {})},
             cwd=REPO,
             timeout=timeout,
         )

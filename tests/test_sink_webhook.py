@@ -234,7 +234,8 @@ def test_events_of_one_order_stay_in_order_while_orders_go_concurrently():
 
 @pytest.mark.kafka
 def test_dead_webhook_dead_letters_and_leaves_the_order_agent_alone(kafka_env, workers):
-    answer = lambda event, attempt: 500 if event["order_id"] == "SO-BAD" else 200  # noqa: E731
+    down = {"SO-BAD"}  # orders whose events the receiver refuses (until the replay below)
+    answer = lambda event, attempt: 500 if event["order_id"] in down else 200  # noqa: E731
     with Receiver(answer) as receiver:
         worker = workers(
             O2C_SINKS="webhook",
@@ -244,10 +245,11 @@ def test_dead_webhook_dead_letters_and_leaves_the_order_agent_alone(kafka_env, w
             O2C_WEBHOOK_BACKOFF_INITIAL="0.01",
             O2C_WEBHOOK_BACKOFF_MAX="0.05",
         ).start().wait_ready()
+        # SO-BAD: SUBMITTED, ACCEPTED, then BACKORDERED once the inventory side answers (no stock)
         produce(kafka_env, "orders", order_events("SO-BAD", PLACED, ACCEPTED) + order_events("SO-OK", PLACED))
 
-        dead = read_topic(kafka_env.settings, "dlq", expect=2)
-        assert len(dead) == 2
+        dead = read_topic(kafka_env.settings, "dlq", expect=3)
+        assert len(dead) == 3
         codec = Codec(kafka_env.settings)
         for letter in dead:
             headers = letter["_headers"]
@@ -257,24 +259,39 @@ def test_dead_webhook_dead_letters_and_leaves_the_order_agent_alone(kafka_env, w
             assert headers["o2c.source_topic"] == kafka_env.settings.topic("order-status").encode()
             assert letter["_key"] == "SO-BAD"
         dead_events = sorted((codec.decode_flat("order-status", d["_value"]) for d in dead), key=lambda e: e["seq"])
-        assert [(e["order_id"], e["seq"]) for e in dead_events] == [("SO-BAD", 1), ("SO-BAD", 2)]
+        assert [(e["order_id"], e["seq"], e["status"]) for e in dead_events] == [
+            ("SO-BAD", 1, "SUBMITTED"), ("SO-BAD", 2, "ACCEPTED"), ("SO-BAD", 3, "BACKORDERED")
+        ]
         assert len(receiver.attempts("SO-BAD:1")) == 2
 
         # The sink goes on after its dead letters, and the order agent never waited for it.
         produce(kafka_env, "orders", order_events("SO-OK", ACCEPTED))
-        wait_for(lambda: [s.event["seq"] for s in receiver.delivered() if s.event["order_id"] == "SO-OK"] == [1, 2])
-        reply = worker.get("/orders/SO-BAD?wait_for=ACCEPTED&timeout=10")
-        assert reply.status_code == 200 and reply.json()["seq"] == 2
-        statuses = read_topic(kafka_env.settings, "order-status", expect=4)
+        ok = lambda: [s.event["seq"] for s in receiver.delivered() if s.event["order_id"] == "SO-OK"]  # noqa: E731
+        wait_for(lambda: ok() == [1, 2, 3])
+        reply = worker.get("/orders/SO-BAD?wait_for=BACKORDERED&timeout=10")
+        assert reply.status_code == 200 and reply.json()["seq"] == 3
+        statuses = read_topic(kafka_env.settings, "order-status", expect=6)
         assert sorted((s["order_id"], s["seq"]) for s in statuses) == [
-            ("SO-BAD", 1), ("SO-BAD", 2), ("SO-OK", 1), ("SO-OK", 2)
+            ("SO-BAD", 1), ("SO-BAD", 2), ("SO-BAD", 3), ("SO-OK", 1), ("SO-OK", 2), ("SO-OK", 3)
         ]
         assert all(s.signature_ok for s in receiver.seen)
         metrics = requests.get(f"{worker.url}/metrics", timeout=10).text
-        assert 'o2c_sink_deliveries_total{outcome="dead_lettered",sink="webhook"} 2.0' in metrics
-        assert 'o2c_sink_deliveries_total{outcome="delivered",sink="webhook"} 2.0' in metrics
-        # (a fresh broker's coordinator may not be up for the worker's first request)
-        assert [e for e in worker.errors() if "GroupCoordinatorNotAvailable" not in e] == []
+        assert 'o2c_sink_deliveries_total{outcome="dead_lettered",sink="webhook"} 3.0' in metrics
+        assert 'o2c_sink_deliveries_total{outcome="delivered",sink="webhook"} 3.0' in metrics
+
+        # The receiver is back: replaying the sink's dead letters delivers them to the webhook
+        # again, and only there (the status topic keeps one record per (order_id, seq)).
+        down.clear()
+        done = kafka_env.o2c(
+            "dlq", "replay", "--error-class", "WebhookGaveUp",
+            env_extra={"O2C_WEBHOOK_URL": receiver.url, "O2C_WEBHOOK_SECRET": SECRET},
+        )
+        assert done.returncode == 0, done.stderr
+        assert "replayed 3 dead letters" in done.stdout
+        redelivered = [s.event["seq"] for s in receiver.delivered() if s.event["order_id"] == "SO-BAD"]
+        assert redelivered == [1, 2, 3]
+        assert len(read_topic(kafka_env.settings, "order-status", idle=1.0)) == 6
+        assert worker.errors() == []
 
 
 def test_sink_run_without_a_url_says_so():
