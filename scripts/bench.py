@@ -337,13 +337,7 @@ def measure_worker(
             if counters:
                 run.counters = o2c_counters(env["O2C_WEB_PORT"])
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+            stop(proc)
     errors = [
         line
         for line in log_path.read_text(errors="replace").splitlines()
@@ -352,6 +346,17 @@ def measure_worker(
     if errors:
         print(f"  warning: {label} logged {len(errors)} error lines, first: {errors[0][:200]} ({log_path})")
     return run
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the worker (a clean Faust shutdown), SIGKILL it after a minute."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def worker_env(settings, app_id: str, data_dir: Path, guarantee: str, **extra: str) -> dict[str, str]:

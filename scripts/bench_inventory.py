@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import math
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from scripts.bench import (
     measure_worker,
     o2c_counters,
     raw_produce,
+    stop,
     worker_env,
 )
 from streams.codec import Codec
@@ -346,12 +346,7 @@ def bench_allocation_latency(orders: int, commit_intervals: list[float], rate: f
                 _wait_placed(env["O2C_WEB_PORT"], orders, proc)
                 latencies = asyncio.run(_measure(settings, env["O2C_WEB_PORT"], order_ids, 1 / rate))
             finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+                stop(proc)
         results.append((interval, sorted(latencies)))
         shutil.rmtree(workdir / "data", ignore_errors=True)
         delete_topics_of(settings)

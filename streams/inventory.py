@@ -27,7 +27,6 @@ from streams.flat import to_flat
 from streams.metrics import METRICS
 from streams.orders import KeyMismatch
 from streams.settings import Settings
-from streams.state_store import WriteBehindStore
 from tables.allocation import AllocationResult
 from tables.inventory import (
     InvalidEvent,
@@ -49,16 +48,9 @@ class InventoryAgent(BatchAgent):
         self.atp_topic = settings.topic("atp")
         self.exceptions_topic = settings.topic("exceptions")
         self.results_topic = saga.results_topic(settings)
-        self.table = app.Table("inventory", partitions=settings.partitions, help="SkuState bytes by sku")
-        self.table.key_serializer = self.table.value_serializer = "raw"
-        self.table.changelog_topic = self.table._new_changelog_topic()  # rebuilt with raw serializers
-        self.store: WriteBehindStore[SkuState] = WriteBehindStore(
-            self.table,
-            decode=SkuState.from_bytes,
-            encode=SkuState.to_bytes,
-            max_cached=settings.state_cache_entries,
+        self.table, self.store = self.raw_table(
+            "inventory", "SkuState bytes by sku", SkuState.from_bytes, SkuState.to_bytes
         )
-        gate.register(self.store)
 
     async def handle(self, batch: Sequence[faust.EventT], send_for: SendFor) -> None:
         # Records stay in delivery order: the bulk consumer already merged the two topics of a

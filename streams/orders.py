@@ -30,7 +30,6 @@ from streams.eos import CommitGate, acting_for
 from streams.flat import to_flat
 from streams.metrics import METRICS
 from streams.settings import Settings
-from streams.state_store import WriteBehindStore
 from streams.status_counts import StatusCounts
 from streams.watch import Watchers
 from tables.allocation import AllocationResult
@@ -57,21 +56,9 @@ class OrderAgent(BatchAgent):
         self.status_topic = settings.topic("order-status")
         self.exceptions_topic = settings.topic("exceptions")
         self.requests_topic = saga.requests_topic(settings)
-        self.table = app.Table(
-            "orders",
-            partitions=settings.partitions,
-            help="OrderState bytes by order_id",
+        self.table, self.store = self.raw_table(
+            "orders", "OrderState bytes by order_id", OrderState.from_bytes, OrderState.to_bytes
         )
-        # Faust picks JSON for tables without model types; the values are our own bytes.
-        self.table.key_serializer = self.table.value_serializer = "raw"
-        self.table.changelog_topic = self.table._new_changelog_topic()  # rebuilt with raw serializers
-        self.store: WriteBehindStore[OrderState] = WriteBehindStore(
-            self.table,
-            decode=OrderState.from_bytes,
-            encode=OrderState.to_bytes,
-            max_cached=settings.state_cache_entries,
-        )
-        gate.register(self.store)
         self.status_counts = StatusCounts(self.store)
 
     async def handle(self, batch: Sequence[faust.EventT], send_for: SendFor) -> None:
