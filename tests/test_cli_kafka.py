@@ -144,7 +144,9 @@ def test_topics_create_is_idempotent(kafka_env):
     done = kafka_env.o2c("topics", "create")
     assert done.returncode == 0, done.stderr
     lines = dict(line.split("\t") for line in done.stdout.splitlines())
-    assert set(lines) == {kafka_env.settings.topic(r) for r in (*INPUT_ROLES, "order-status", "atp", "sla-breaches", "exceptions", "dlq")}
+    spec = {kafka_env.settings.topic(r) for r in (*INPUT_ROLES, "order-status", "atp", "sla-breaches", "exceptions", "dlq")}
+    internal = {kafka_env.settings.internal_topic(n) for n in ("allocation-requests", "allocation-results")}
+    assert set(lines) == spec | internal
     assert set(lines.values()) == {"exists"}
 
 

@@ -24,7 +24,7 @@ from streams.settings import load_settings
 from streams.sink_runner import SinkRunner
 from streams.topics import producer_config
 from tests.examples import HOUR, T0
-from tests.harness import free_port, read_topic
+from tests.harness import free_port, read_topic, settle
 from tests.test_sink_support import (
     ACCEPTED,
     PLACED,
@@ -223,18 +223,21 @@ def replay(settings, group: str, expect: int) -> None:
 @pytest.mark.kafka
 def test_worker_sink_replay_and_out_of_order_events(database, kafka_env, workers):
     settings = kafka_env.settings.model_copy(update={"postgres_dsn": SecretStr(database)})
-    workers(O2C_SINKS="postgres", O2C_POSTGRES_DSN=database).start().wait_ready()
+    worker = workers(O2C_SINKS="postgres", O2C_POSTGRES_DSN=database).start().wait_ready()
     produce(kafka_env, "orders", order_events("SO-A", PLACED, ACCEPTED) + order_events("SO-B", PLACED))
+    settle(worker, 3)  # SO-A is BACKORDERED (no stock) before it ships
     shipments = [{**SHIPPED_EVENT, "order_id": "SO-A", "event_id": "SO-A-e3"}]
     produce(kafka_env, "shipments", shipments)
+    settle(worker, 4)  # and the ledger's answer to the stock issue: the line's warehouse is DC1
 
-    statuses = read_topic(kafka_env.settings, "order-status", expect=4)
+    statuses = read_topic(kafka_env.settings, "order-status", expect=6)
     latest = {}
     for status in statuses:
         if status["seq"] > latest.get(status["order_id"], {"seq": 0})["seq"]:
             latest[status["order_id"]] = status
-    assert {o: s["seq"] for o, s in latest.items()} == {"SO-A": 3, "SO-B": 1}
-    wait_for(lambda: {o: r["seq"] for o, r in rows(database).items()} == {"SO-A": 3, "SO-B": 1})
+    assert {o: s["seq"] for o, s in latest.items()} == {"SO-A": 5, "SO-B": 1}
+    assert latest["SO-A"]["lines"][0]["warehouse_id"] == "DC1"
+    wait_for(lambda: {o: r["seq"] for o, r in rows(database).items()} == {"SO-A": 5, "SO-B": 1})
     for order_id, status in latest.items():
         row = rows(database)[order_id]
         assert (row["status"], row["previous_status"]) == (status["status"], status["previous_status"])
