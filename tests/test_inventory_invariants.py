@@ -45,11 +45,13 @@ def test_long_run_keeps_orders_and_ledger_in_step(bootstrap_servers: str, tmp_pa
         views = fetch_all(w1, [f"/orders/{o}" for o in sorted(orders)])
         ledger = atp_views(w2, skus)  # half of each set is routed to the other worker
 
-        statuses = {v["status"] for v in views.values()}
-        assert {"ALLOCATED", "BACKORDERED", "DELIVERED", "CLOSED", "CANCELLED"} <= statuses, statuses
+        # every allocation request was answered, and the loop did allocate and backorder
+        unanswered = {o: v["lines"] for o, v in views.items() if any(ln["pending_allocation"] for ln in v["lines"])}
+        assert unanswered == {}
+        assert {"ALLOCATED", "DELIVERED", "CLOSED", "CANCELLED"} <= {v["status"] for v in views.values()}
+        history = {s["status"] for s in read_topic(env.settings, "order-status", idle=1.0)}
+        assert {"BACKORDERED", "PARTIALLY_ALLOCATED", "ALLOCATED"} <= history
         assert sum(ln["allocated"] for v in views.values() for ln in v["lines"]) > 0
-        assert sum(ln["backordered"] for v in views.values() for ln in v["lines"]) > 0
-        assert all(ln["pending_allocation"] == 0 for v in views.values() for ln in v["lines"])
 
         assert orders_vs_ledger(views, ledger) == {}
         assert unexplained_negative_atp(env.settings) == []
