@@ -21,6 +21,7 @@ class Metrics:
     sink_retries: Counter = field(init=False)
     sink_failures: Counter = field(init=False)
     sink_delivery_seconds: Histogram = field(init=False)
+    sla_breaches: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -71,6 +72,9 @@ class Metrics:
             ["sink"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
             registry=r,
+        )
+        self.sla_breaches = Counter(
+            "o2c_sla_breaches", "SlaBreached records published, by milestone", ["milestone"], registry=r
         )
 
 
