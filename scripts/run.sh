@@ -28,7 +28,8 @@ cleanup() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   echo "stopped worker and simulator; the broker keeps running (make kafka-down stops it)"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM  # cleanup runs once, on exit
 
 .venv/bin/o2c worker >"$RUN/worker.log" 2>&1 &
 pids+=($!)

@@ -62,6 +62,7 @@ class DueIndex:
         self.db = Rdict(str(self.path), Options(raw_mode=True))
         self._marked = self.db.get(_COVERED) is not None
         self._low = _DUE  # no live deadline sorts below this key (see `due`)
+        self._listed = self._orders_with_breaches()  # saves a read per order without any
         self.last_scan_reads = 0
         """Index entries read by the last `due()` call (instrumentation for the cost tests)."""
 
@@ -92,6 +93,8 @@ class DueIndex:
         """Make `breaches` (the state's `open_breaches`) the order's listed open breaches; an
         empty list removes them. False when nothing changed (no write)."""
         oid = order_id.encode()
+        if not breaches and oid not in self._listed:
+            return False
         new = {(_RANK[b["milestone"]], b["due_at"]): b["detected_at"] for b in breaches}
         old = _pairs(self.db.get(_ORDER_BREACHES + oid))
         if sorted(new) == old:
@@ -115,8 +118,21 @@ class DueIndex:
             batch.put(_due_key(due, rank, oid, _BREACH), json.dumps([detected, channel, region]).encode())
         if breaches:
             batch.put(_ORDER_BREACHES + oid, b"".join(_PAIR.pack(r, d + _BIAS) for r, d in sorted(breaches)))
+            self._listed.add(oid)
         else:
             batch.delete(_ORDER_BREACHES + oid)
+            self._listed.discard(oid)
+
+    def _orders_with_breaches(self) -> set[bytes]:
+        """Order ids with listed open breaches (read once, when the index is opened)."""
+        found: set[bytes] = set()
+        it = self.db.iter()
+        it.seek(_ORDER_BREACHES)
+        while it.valid() and (key := it.key()).startswith(_ORDER_BREACHES):
+            found.add(key[1:])
+            it.next()
+        del it
+        return found
 
     def load_open_breaches(
         self, orders: Iterable[tuple[str, Sequence[Mapping[str, Any]], str | None, str | None]]
@@ -212,6 +228,7 @@ class DueIndex:
         self.db.delete_range(_BREACH, b"p")
         self._marked = False
         self._low = _DUE
+        self._listed.clear()
 
     # ------------------------------------------------------------------ consistency marker
     @property

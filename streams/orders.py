@@ -140,7 +140,7 @@ class OrderAgent(BatchAgent):
             key = order_id.encode()
             state = self.store.get(partition, key) or OrderState(order_id)
         sla_now = sla.now(partition)
-        breaches, raised = sla.breach(state, sla_now)  # due before this event
+        breaches, raised = sla.breach_before(partition, key, state, sla_now)
         if isinstance(item, AllocationResult):
             outcome = apply_allocation(state, item)
         else:
@@ -151,7 +151,7 @@ class OrderAgent(BatchAgent):
                 await self.publish(send, partition, key, state, breaches, raised, timer_cause(state, breaches))
             return
         closed = close_met_breaches(state, at)
-        more, more_raised = sla.breach(state, sla_now)  # created already past due
+        more, more_raised = sla.breach(partition, key, state, sla_now)  # created already past due
         await self.publish(
             send,
             partition,
@@ -166,7 +166,6 @@ class OrderAgent(BatchAgent):
             METRICS.allocation_messages.labels(message.TYPE, "sent").inc()
         if outcome.changed or closed:
             self.store.put(partition, key, state)
-            sla.touch(partition, key)
 
     async def publish(
         self,
@@ -202,11 +201,10 @@ class OrderAgent(BatchAgent):
             self.watchers.notify(state.order_id)
         if breaches:
             self.store.put(partition, key, state)
-            self.sla.touch(partition, key)
 
     async def breach_overdue(self, send: Any, partition: int, key: bytes, state: OrderState, now: int) -> bool:
         """For an SLA check: breach and publish what is overdue in the order's state."""
-        breaches, raised = self.sla.breach(state, now)
+        breaches, raised = self.sla.breach(partition, key, state, now)
         if not breaches:
             return False
         await self.publish(send, partition, key, state, breaches, raised, timer_cause(state, breaches))

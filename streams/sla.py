@@ -39,14 +39,14 @@ import faust
 from faust.types import TP
 from prometheus_client import Counter
 
-from streams.due_index import DueIndex, DueIndexes, StreamClock
+from streams.due_index import DEFAULT_LIMIT, DueIndex, DueIndexes, StreamClock
 from streams.eos import CommitGate
 from streams.metrics import METRICS
 from streams.settings import Settings
 from streams.state_store import WriteBehindStore
 from tables.exceptions import BusinessException
 from tables.order_state import OrderState
-from tables.sla import MILESTONES, breach_due, pending_deadlines
+from tables.sla import MILESTONES, breach_due_and_pending, pending_deadlines
 
 log = logging.getLogger("o2c.sla")
 
@@ -89,7 +89,9 @@ class SlaChecks:
         self.clock = StreamClock(self.kind)
         self.indexes = DueIndexes(settings.data_dir / f"{settings.app_id}-sla-due")
         self.ready: dict[int, DueIndex] = {}  # partition -> index, open and current
-        self.touched: dict[int, set[bytes]] = {}  # orders changed since their last `sync`
+        # orders changed since their last `sync` -> their pending deadlines, None: recompute
+        self.touched: dict[int, dict[bytes, dict[str, int] | None]] = {}
+        self.horizon: dict[int, float] = {}  # no indexed deadline of the partition is earlier
         self.generation = 0  # bumped by each revocation: an unfinished rebuild stops
         self.stream_times: WriteBehindStore[int] | None = None
         if self.kind == "event":
@@ -121,54 +123,89 @@ class SlaChecks:
     def now(self, partition: int) -> int | None:
         return self.clock.now(partition)
 
-    def breach(self, state: OrderState, now: int | None) -> tuple[list[dict[str, Any]], list[BusinessException]]:
-        """`breach_due` on one state at `now` (nothing before the partition's first event)."""
+    def breach(
+        self, partition: int, key: bytes, state: OrderState, now: int | None
+    ) -> tuple[list[dict[str, Any]], list[BusinessException]]:
+        """Breach what is overdue in the order's state at `now` (nothing before the
+        partition's first event) and note the order for the next `sync`."""
         if now is None:
+            self.touch(partition, key)
             return [], []
-        return breach_due(state, self.policy, self.kind, now)
+        records, raised, pending = breach_due_and_pending(state, self.policy, self.kind, now)
+        self.touch(partition, key, pending)
+        return records, raised
 
-    def touch(self, partition: int, key: bytes) -> None:
-        """The order's state changed: its index entries are rewritten at the next `sync`."""
-        self.touched.setdefault(partition, set()).add(key)
+    def breach_before(
+        self, partition: int, key: bytes, state: OrderState, now: int | None
+    ) -> tuple[list[dict[str, Any]], list[BusinessException]]:
+        """What was overdue before an event is applied to the order. Only the wall clock can
+        have any: the timer runs every few seconds, so an event can arrive between a due time
+        and the next check. With the event clock, every deadline passed by the stream time
+        was breached by the check run when it passed (or right after the change that created
+        it). On the wall clock too the work is skipped while no indexed deadline of the
+        partition has passed and the order is indexed as it is (not changed since the last
+        `sync`)."""
+        if self.kind != "wall" or now is None:
+            return [], []
+        if now <= self.horizon.get(partition, 0) and key not in self.touched.get(partition, ()):
+            return [], []
+        records, raised, _ = breach_due_and_pending(state, self.policy, self.kind, now)
+        return records, raised
+
+    def touch(self, partition: int, key: bytes, deadlines: dict[str, int] | None = None) -> None:
+        """The order's state changed: its index entries are rewritten at the next `sync`
+        (from `deadlines` if given: the pending deadlines of the state as it is now)."""
+        self.touched.setdefault(partition, {})[key] = deadlines
 
     def sync(self, partition: int | None = None) -> None:
         """Reschedule the touched orders (of one partition, or all) from their states."""
         for p in [partition] if partition is not None else list(self.touched):
-            keys = self.touched.pop(p, None)
+            touched = self.touched.pop(p, None)
             index = self.ready.get(p)
-            if not keys or index is None:
+            if not touched or index is None:
                 continue
-            for key in keys:
+            horizon = self.horizon.get(p, float("inf"))
+            for key, deadlines in touched.items():
                 order_id = key.decode()
                 state = self.store.get(p, key)
                 if state is None:
                     index.unschedule(order_id)
                     index.set_open_breaches(order_id, [])
                     continue
-                index.schedule(order_id, pending_deadlines(state, self.policy, self.kind))
+                if deadlines is None:
+                    deadlines = pending_deadlines(state, self.policy, self.kind)
+                if index.schedule(order_id, deadlines) and deadlines:
+                    horizon = min(horizon, min(deadlines.values()))
                 index.set_open_breaches(order_id, state.open_breaches, state.channel, state.region)
+            self.horizon[p] = horizon
 
     # ------------------------------------------------------------------ checks
 
     async def check(self, partition: int, send: Send, now: int | None) -> bool:
         """Breach what the partition's index says is due at `now` (each state re-checked);
-        True when a state changed (records were sent)."""
+        True when a state changed (records were sent). A scan returns at most
+        `DEFAULT_LIMIT` deadlines; the event clock scans again until all are done (its next
+        check may be far away), the wall clock leaves the rest to the next tick."""
         index = self.ready.get(partition)
         if index is None or now is None:
             return False
-        self.sync(partition)
-        due = index.due(now)
-        CHECKS.inc()
-        INDEX_READS.inc(index.last_scan_reads)
         changed = False
-        for order_id in dict.fromkeys(order_id for order_id, _, _ in due):
-            key = order_id.encode()
-            state = self.store.get(partition, key)
-            if state is not None and await self.on_due(send, partition, key, state, now):
-                changed = True
-            self.touch(partition, key)  # reschedules: drops the entries just found
-        self.sync(partition)
-        return changed
+        while True:
+            self.sync(partition)
+            due = index.due(now)
+            CHECKS.inc()
+            INDEX_READS.inc(index.last_scan_reads)
+            for order_id in dict.fromkeys(order_id for order_id, _, _ in due):
+                key = order_id.encode()
+                state = self.store.get(partition, key)
+                if state is not None and await self.on_due(send, partition, key, state, now):
+                    changed = True
+                self.touch(partition, key)  # reschedules: drops the entries just found
+            self.sync(partition)
+            if len(due) < DEFAULT_LIMIT or self.kind == "wall":
+                next_due = index.next_due()
+                self.horizon[partition] = float("inf") if next_due is None else next_due
+                return changed
 
     async def tick(self, sends: Callable[[int], Send], flush: Callable[[], Awaitable[None]],
                    source: Callable[[int], TP]) -> None:
@@ -249,6 +286,8 @@ class SlaChecks:
                 "SLA due index of partition %d rebuilt: %d orders with deadlines in %.2f s",
                 partition, orders, asyncio.get_running_loop().time() - started,
             )
+        next_due = index.next_due()
+        self.horizon[partition] = float("inf") if next_due is None else next_due
         if self.stream_times is not None:
             self.clock.forget(partition)
             self.clock.seed(partition, self.stream_times.get(partition, _STREAM_TIME_KEY))
@@ -291,6 +330,7 @@ class SlaChecks:
     def _close(self, partition: int) -> None:
         self.ready.pop(partition, None)
         self.touched.pop(partition, None)
+        self.horizon.pop(partition, None)
         self.clock.forget(partition)
         self.indexes.close(partition)
 
