@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from tables.sla import MILESTONES, ClockKind
 
@@ -60,6 +60,13 @@ class DueIndex:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = Rdict(str(self.path), Options(raw_mode=True))
+        # No write-ahead log: after a crash RocksDB comes back to its last flushed memtable, a
+        # prefix of the writes. A prefix that still holds the covered-offset mark has no write
+        # after it (every write deletes the mark), so it is the index the mark vouches for;
+        # any other is rebuilt on assignment. Saves a fifth of the cost of a write.
+        no_wal = WriteOptions()
+        no_wal.disable_wal = True
+        self.db.set_write_options(no_wal)
         self._marked = self.db.get(_COVERED) is not None
         self._low = _DUE  # no live deadline sorts below this key (see `due`)
         self._listed = self._orders_with_breaches()  # saves a read per order without any
