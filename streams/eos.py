@@ -19,7 +19,9 @@ transactions of partitions with newly acknowledged offsets, and reports one bool
 and which transactions hold records no commit covered yet: the commit gate persists local state
 only for committed transactions, and a rebalance aborts the leftovers, because after a
 rebalance Faust seeks every partition back to its committed offset and processes those events
-again (their first outputs would otherwise be committed with the second ones).
+again (their first outputs would otherwise be committed with the second ones). Records sent
+outside any event (a wall-clock SLA check, streams/sla.py) have no offset to be committed with:
+their transactions are "owed" a commit, which the gate makes after Faust's own.
 
 Finally, table recovery gets its targets from the broker: the last committed record of each
 changelog partition. Faust's own (the last fetch's stable offset, minus one) may be unknown,
