@@ -149,6 +149,7 @@ class OrderAgent(BatchAgent):
             METRICS.duplicates.inc()
             if breaches:
                 await self.publish(send, partition, key, state, breaches, raised, timer_cause(state, breaches))
+                sla.touch(partition, key)
             return
         closed = close_met_breaches(state, at)
         more, more_raised = sla.breach(partition, key, state, sla_now)  # created already past due
