@@ -335,15 +335,23 @@ def cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from streams.flat import key_of, to_record
-    from streams.simulate import SimulationConfig, Summary, generate, rate_limited
+    from streams.simulate import SimulationConfig, Summary, generate, live, rate_limited
 
-    config = SimulationConfig(orders=args.orders, seed=args.seed)
+    try:
+        config = SimulationConfig(orders=args.orders, seed=args.seed, lapse_share=args.lapse_share)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if args.live is not None and args.live <= 0:
+        raise CliError("--live must be a positive speedup, e.g. 1440")
     for role in ("orders", "shipments", "payments", "inventory"):
         ensure_topic_exists(settings, role)
     delivery = Delivery(settings)
     counts = Summary()
     started = time.perf_counter()
-    for sim in counts.tap(rate_limited(generate(config), args.rate)):
+    events = generate(config)
+    if args.live is not None:
+        events = live(events, args.live, config.start_at)
+    for sim in counts.tap(rate_limited(events, args.rate)):
         delivery.send(sim.role, key_of(sim.role, sim.event), to_record(sim.role, sim.event))
     delivery.close()
     elapsed = time.perf_counter() - started
@@ -434,6 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orders", type=int, default=1000)
     p.add_argument("--rate", type=float, default=None, help="events per second (default: unlimited)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--lapse-share", type=float, default=0.01,
+                   help="share of orders that never reach some milestone (SLA breaches), 0..1")
+    p.add_argument("--live", type=float, metavar="SPEEDUP",
+                   help="send events in real time, business time starting now and running SPEEDUP "
+                   "times as fast (1440: a day per minute); event times are shifted to match")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("worker", help="start a stream-processing worker")

@@ -8,23 +8,32 @@ stops at the first one not yet passed:
     b"o" | order_id   -> the order's scheduled (rank, due_ms) pairs, 9 bytes each
 
 The reverse entry makes rescheduling an order cost in proportion to its own deadlines
-(at most seven). The index is derived data: tables.sla.pending_deadlines of the order
+(at most seven). The partition's open breaches (for `GET /sla/breaches`) are kept the same way,
+by due time, so that listing them costs in proportion to the breaches listed:
+
+    b"b" | due_ms + 2**63 | milestone rank | order_id   -> JSON [detected_at, channel, region]
+    b"c" | order_id   -> the order's open breaches as (rank, due_ms) pairs
+ The index is derived data: tables.sla.pending_deadlines of the order
 states. It is not in the changelog; `rebuild` recreates it from the states when a partition
 is assigned unless its covered offset shows it is current (docs/sla.md says when and why).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from tables.sla import MILESTONES, ClockKind
 
+_BREACH = b"b"
+_ORDER_BREACHES = b"c"
 _DUE = b"d"
 _ORDER = b"o"
 _COVERED = b"m:covered-offset"
@@ -36,8 +45,8 @@ DEFAULT_LIMIT = 10_000
 """Most deadlines one `due()` call returns: bounds the work (and the transaction) of a check."""
 
 
-def _due_key(due_ms: int, rank: int, order_id: bytes) -> bytes:
-    return _DUE_KEY.pack(_DUE, due_ms + _BIAS, rank) + order_id
+def _due_key(due_ms: int, rank: int, order_id: bytes, family: bytes = _DUE) -> bytes:
+    return _DUE_KEY.pack(family, due_ms + _BIAS, rank) + order_id
 
 
 def _pairs(raw: bytes | None) -> list[tuple[int, int]]:
@@ -51,8 +60,16 @@ class DueIndex:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = Rdict(str(self.path), Options(raw_mode=True))
+        # No write-ahead log: after a crash RocksDB comes back to its last flushed memtable, a
+        # prefix of the writes. A prefix that still holds the covered-offset mark has no write
+        # after it (every write deletes the mark), so it is the index the mark vouches for;
+        # any other is rebuilt on assignment. Saves a fifth of the cost of a write.
+        no_wal = WriteOptions()
+        no_wal.disable_wal = True
+        self.db.set_write_options(no_wal)
         self._marked = self.db.get(_COVERED) is not None
         self._low = _DUE  # no live deadline sorts below this key (see `due`)
+        self._listed = self._orders_with_breaches()  # saves a read per order without any
         self.last_scan_reads = 0
         """Index entries read by the last `due()` call (instrumentation for the cost tests)."""
 
@@ -72,6 +89,97 @@ class DueIndex:
 
     def unschedule(self, order_id: str) -> bool:
         return self.schedule(order_id, {})
+
+    def set_open_breaches(
+        self,
+        order_id: str,
+        breaches: Sequence[Mapping[str, Any]],
+        channel: str | None = None,
+        region: str | None = None,
+    ) -> bool:
+        """Make `breaches` (the state's `open_breaches`) the order's listed open breaches; an
+        empty list removes them. False when nothing changed (no write)."""
+        oid = order_id.encode()
+        if not breaches and oid not in self._listed:
+            return False
+        new = {(_RANK[b["milestone"]], b["due_at"]): b["detected_at"] for b in breaches}
+        old = _pairs(self.db.get(_ORDER_BREACHES + oid))
+        if sorted(new) == old:
+            return False
+        batch = WriteBatch(raw_mode=True)
+        for rank, due in old:
+            batch.delete(_due_key(due, rank, oid, _BREACH))
+        self._put_breaches(batch, oid, new, channel, region)
+        self._write(batch)
+        return True
+
+    def _put_breaches(
+        self,
+        batch: WriteBatch,
+        oid: bytes,
+        breaches: Mapping[tuple[int, int], int],
+        channel: str | None,
+        region: str | None,
+    ) -> None:
+        for (rank, due), detected in breaches.items():
+            batch.put(_due_key(due, rank, oid, _BREACH), json.dumps([detected, channel, region]).encode())
+        if breaches:
+            batch.put(_ORDER_BREACHES + oid, b"".join(_PAIR.pack(r, d + _BIAS) for r, d in sorted(breaches)))
+            self._listed.add(oid)
+        else:
+            batch.delete(_ORDER_BREACHES + oid)
+            self._listed.discard(oid)
+
+    def _orders_with_breaches(self) -> set[bytes]:
+        """Order ids with listed open breaches (read once, when the index is opened)."""
+        found: set[bytes] = set()
+        it = self.db.iter()
+        it.seek(_ORDER_BREACHES)
+        while it.valid() and (key := it.key()).startswith(_ORDER_BREACHES):
+            found.add(key[1:])
+            it.next()
+        del it
+        return found
+
+    def load_open_breaches(
+        self, orders: Iterable[tuple[str, Sequence[Mapping[str, Any]], str | None, str | None]]
+    ) -> int:
+        """`set_open_breaches` for orders listed nothing yet (after `clear`), in one write
+        batch; `orders` are (order_id, open_breaches, channel, region). Returns the breaches."""
+        n = 0
+        batch = WriteBatch(raw_mode=True)
+        for order_id, breaches, channel, region in orders:
+            if breaches:
+                entries = {(_RANK[b["milestone"]], b["due_at"]): b["detected_at"] for b in breaches}
+                self._put_breaches(batch, order_id.encode(), entries, channel, region)
+                n += len(entries)
+        if n:
+            self._write(batch)
+        return n
+
+    def open_breaches(self) -> Iterator[dict[str, Any]]:
+        """The listed open breaches in due-time order (order_id, milestone, due_at,
+        detected_at, channel, region); the caller stops iterating when it has enough."""
+        it = self.db.iter()
+        it.seek(_BREACH)
+        try:
+            while it.valid():
+                key = it.key()
+                if not key.startswith(_BREACH):
+                    return
+                _, due, rank = _DUE_KEY.unpack_from(key)
+                detected, channel, region = json.loads(it.value())
+                yield {
+                    "order_id": key[_DUE_KEY.size :].decode(),
+                    "milestone": MILESTONES[rank],
+                    "due_at": due - _BIAS,
+                    "detected_at": detected,
+                    "channel": channel,
+                    "region": region,
+                }
+                it.next()
+        finally:
+            del it
 
     def _replace(
         self, batch: WriteBatch, oid: bytes, old: list[tuple[int, int]], new: list[tuple[int, int]]
@@ -122,13 +230,19 @@ class DueIndex:
         self.db.write(batch)
 
     def clear(self) -> None:
-        """Remove every entry and the covered offset (one range tombstone: b"o" + UTF-8
-        never reaches b"p")."""
-        self.db.delete_range(_DUE, b"p")
+        """Remove every entry and the covered offset (one range tombstone from b"b": b"o" +
+        UTF-8 never reaches b"p")."""
+        self.db.delete_range(_BREACH, b"p")
         self._marked = False
         self._low = _DUE
+        self._listed.clear()
 
     # ------------------------------------------------------------------ consistency marker
+    @property
+    def marked(self) -> bool:
+        """True while the covered offset stands (no write since `set_covered_offset`)."""
+        return self._marked
+
     def covered_offset(self) -> int | None:
         """The table offset set by `set_covered_offset`, unless the index changed since."""
         raw = self.db.get(_COVERED)

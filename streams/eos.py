@@ -19,7 +19,9 @@ transactions of partitions with newly acknowledged offsets, and reports one bool
 and which transactions hold records no commit covered yet: the commit gate persists local state
 only for committed transactions, and a rebalance aborts the leftovers, because after a
 rebalance Faust seeks every partition back to its committed offset and processes those events
-again (their first outputs would otherwise be committed with the second ones).
+again (their first outputs would otherwise be committed with the second ones). Records sent
+outside any event (a wall-clock SLA check, streams/sla.py) have no offset to be committed with:
+their transactions are "owed" a commit, which the gate makes after Faust's own.
 
 Finally, table recovery gets its targets from the broker: the last committed record of each
 changelog partition. Faust's own (the last fetch's stable offset, minus one) may be unknown,
@@ -51,6 +53,7 @@ class SourcePartitionTransactions(TransactionManager):
         super().__init__(*args, **kwargs)
         self.unfinished: set[str] = set()  # transactions with records no commit covered yet
         self.committed: set[str] = set()  # transactions committed since `committed` was reset
+        self.owed: set[str] = set()  # transactions to commit even without new offsets (see `owe`)
 
     def transactional_id(self, topic: str, partition: int) -> str:
         return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(topic)}-{partition}"
@@ -100,6 +103,35 @@ class SourcePartitionTransactions(TransactionManager):
             self.unfinished.discard(tid)
         return True
 
+    def owe(self, topic: str, partition: int) -> None:
+        """Records were sent in this source partition's transaction that no input offset
+        accompanies (an SLA check driven by a timer, not by an event): the next commit must
+        commit the transaction anyway. Faust commits only transactions whose partitions have
+        newly acknowledged offsets, so without this they would wait for the partition's next
+        input event, or be aborted at the next rebalance."""
+        self.owed.add(self.transactional_id(topic, partition))
+
+    async def commit_owed(self, start_new_transaction: bool = True) -> None:
+        """Commit the owed transactions that the offset commit did not cover (no offsets)."""
+        owed, self.owed = self.owed - self.committed, set()
+        running = self.producer._transaction_producers  # type: ignore[attr-defined]
+        for tid in sorted(owed):
+            producer = running.get(tid)
+            if producer is None:  # revoked meanwhile: the rebalance aborted its transaction
+                log.warning("no transactional producer %s: its records are not committed", tid)
+                continue
+            async with self.producer._trn_locks[tid]:  # type: ignore[attr-defined]
+                try:
+                    await producer.commit_transaction()
+                except ProducerFenced as exc:
+                    log.warning("producer fenced: %s", exc)
+                    await self.app.crash(exc)
+                    return
+                if start_new_transaction:
+                    await producer.begin_transaction()
+            self.committed.add(tid)
+            self.unfinished.discard(tid)
+
     async def abort_unfinished(self) -> None:
         """Abort (and restart) the transactions holding records no commit covered."""
         for tid in sorted(self.unfinished):
@@ -107,6 +139,7 @@ class SourcePartitionTransactions(TransactionManager):
             await self.producer.abort_transaction(tid)
             await self.producer.begin_transaction(tid)
         self.unfinished.clear()
+        self.owed.clear()
 
 
 PROBE_CONFIG = "_o2c_probe_config"  # app attribute: the probe's confluent-kafka client config
@@ -266,11 +299,19 @@ class CommitGate:
         self.app = app
         self.lock = asyncio.Lock()
         self.stores: list[Any] = []
+        self.after_commit: list[Callable[[], None]] = []  # called under the gate after each commit
         self._installed = False
         self.failure: BaseException | None = None
 
     def register(self, store: Any) -> None:
         self.stores.append(store)
+
+    def owe(self, source: TP) -> None:
+        """Records were sent for `source` outside any event (streams/sla.py's timer): the next
+        commit commits its transaction even if no offset of the partition moved."""
+        transactions = self._transactions()
+        if transactions is not None:
+            transactions.owe(source.topic, source.partition)
 
     def processing(self) -> asyncio.Lock:
         """The lock a batch holds, acks included. Installs the gate if the app's start task has
@@ -343,6 +384,9 @@ class CommitGate:
                         for store in self.stores:
                             await store.flush_changelog(send)
                     committed = await original(*args, **kwargs)
+                    if transactions is not None and transactions.owed:
+                        start_new = kwargs.get("start_new_transaction", args[1] if len(args) > 1 else True)
+                        await transactions.commit_owed(start_new_transaction=start_new)
                 except Exception as exc:
                     # Keep what did commit; the rest is lost with this process, whose
                     # restart processes those events again from the committed offsets.
@@ -359,6 +403,8 @@ class CommitGate:
                     raise
                 if committed or transactions is not None:
                     await self._persist(transactions)
+                for callback in self.after_commit:
+                    callback()
                 return committed
 
         async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:

@@ -32,6 +32,8 @@ class Metrics:
     sink_retries: Counter = field(init=False)
     sink_failures: Counter = field(init=False)
     sink_delivery_seconds: Histogram = field(init=False)
+    sla_checks: Counter = field(init=False)
+    sla_index_reads: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -69,7 +71,9 @@ class Metrics:
             ["previous_status", "status"],
             registry=r,
         )
-        self.sla_breaches = Counter("o2c_sla_breaches", "SlaBreached records published", ["milestone"], registry=r)
+        self.sla_breaches = Counter(
+            "o2c_sla_breaches", "SlaBreached records published, by milestone", ["milestone"], registry=r
+        )
         self.event_to_status = Histogram(
             "o2c_event_to_status_seconds",
             "Business time of the causing event (occurred_at) to its status event being emitted",
@@ -109,6 +113,14 @@ class Metrics:
             "Seconds a sink took to deliver one batch, retries included",
             ["sink"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.sla_checks = Counter(
+            "o2c_sla_checks", "SLA checks of one table partition (timer or stream time)", registry=r
+        )
+        self.sla_index_reads = Counter(
+            "o2c_sla_index_reads",
+            "Due-index entries SLA checks read: the deadlines found, plus one per check at most",
             registry=r,
         )
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tables.sla import CHANNELS, MILESTONES
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 STATUSES = (
     "SUBMITTED", "ACCEPTED", "BACKORDERED", "PARTIALLY_ALLOCATED", "ALLOCATED", "PARTIALLY_SHIPPED",
@@ -97,6 +99,53 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _json("counts")},
         }
     },
+}
+
+
+_BREACH_FILTERS = [
+    {"name": "milestone", "in": "query", "required": False, "description": "Only this milestone (any case).",
+     "schema": {"type": "string", "enum": list(MILESTONES)}},
+    {"name": "channel", "in": "query", "required": False, "description": "Only orders of this channel (any case).",
+     "schema": {"type": "string", "enum": list(CHANNELS)}},
+    {"name": "region", "in": "query", "required": False, "description": "Only orders of this region.",
+     "schema": KEY_SCHEMA},
+    {"name": "limit", "in": "query", "required": False,
+     "description": "Most breaches returned, earliest due first (default 100).",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+]
+BREACH = {
+    "type": "object",
+    "properties": {
+        "order_id": {"type": "string"},
+        "milestone": {"type": "string", "enum": list(MILESTONES)},
+        "due_at": {"type": "integer", "description": "epoch ms"},
+        "detected_at": {"type": "integer", "description": "epoch ms, on the clock of O2C_SLA_CLOCK"},
+        "channel": {"type": ["string", "null"]},
+        "region": {"type": ["string", "null"]},
+    },
+}
+
+PATHS["/sla/breaches"] = {
+    "get": {
+        "summary": "Open SLA breaches across all workers, earliest due first (SPEC §6).",
+        "parameters": _BREACH_FILTERS,
+        "responses": {
+            "200": _json("breaches[], count, truncated (more matched than limit), workers, "
+                         "unreachable_workers (if any)",
+                         {"type": "object", "properties": {"breaches": {"type": "array", "items": BREACH}}}),
+            "400": _json("unknown parameter, or bad milestone, channel, region or limit", ERROR),
+        },
+    }
+}
+PATHS["/sla/breaches/local"] = {
+    "get": {
+        "summary": "The same for this worker's own partitions (used by /sla/breaches).",
+        "parameters": _BREACH_FILTERS,
+        "responses": {
+            "200": _json("breaches[], truncated"),
+            "400": _json("unknown parameter, or bad milestone, channel, region or limit", ERROR),
+        },
+    }
 }
 
 

@@ -10,6 +10,12 @@ and every record this batch sends joins the transaction of the partition its eve
 A status event is sent per changing event (not per batch), so `seq` is 1, 2, 3... per order
 whatever the batching. Allocation requests, releases and stock issues go to the inventory agent
 keyed by SKU (streams/saga.py), which answers with allocation results keyed by order_id.
+
+SLAs (SPEC §6, docs/sla.md): around each change the order's overdue deadlines are breached
+(before the event, so a milestone reached late first breaches, then closes late; and after it,
+for deadlines that were already past when created). Other orders' deadlines are found by the
+partition checks of streams/sla.py: on a timer (wall clock) or when an event advances the
+partition's stream time (event clock, before that event is applied).
 """
 
 from __future__ import annotations
@@ -21,19 +27,23 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from streams import saga
-from streams.batch_agent import BatchAgent, SendFor, record_key
+from streams.batch_agent import BatchAgent, Delivery, SendFor, record_key
 from streams.codec import Codec, CodecError
 from streams.deadletter import dead_letter
 from streams.eos import CommitGate, acting_for
 from streams.flat import to_flat
 from streams.metrics import METRICS
 from streams.settings import Settings
+from streams.sla import SlaChecks
 from streams.status_counts import StatusCounts
 from streams.watch import Watchers
 from tables.allocation import AllocationResult
+from tables.exceptions import BusinessException
 from tables.order import InvalidEvent, OrderState, apply_allocation, apply_event, status_event
+from tables.sla import close_met_breaches, timer_cause
 
 log = logging.getLogger("o2c.orders")
 
@@ -55,11 +65,18 @@ class OrderAgent(BatchAgent):
         self.watchers = Watchers()
         self.status_topic = settings.topic("order-status")
         self.exceptions_topic = settings.topic("exceptions")
+        self.breaches_topic = settings.topic("sla-breaches")
         self.requests_topic = saga.requests_topic(settings)
         self.table, self.store = self.raw_table(
             "orders", "OrderState bytes by order_id", OrderState.from_bytes, OrderState.to_bytes
         )
         self.status_counts = StatusCounts(self.store)
+        self.sla = SlaChecks(app, settings, gate, self.store, self.breach_overdue)
+        if settings.sla_clock == "wall":
+
+            @app.timer(settings.sla_check_interval, name="o2c.sla-check")
+            async def sla_check() -> None:
+                await self.sla.tick(self.partition_sender, self.flush_partition_sends, self.source_tp)
 
     async def handle(self, batch: Sequence[faust.EventT], send_for: SendFor) -> None:
         now = int(time.time() * 1000)
@@ -77,6 +94,7 @@ class OrderAgent(BatchAgent):
                     await self.apply(send, event.message.partition, item, now)
                 except InvalidEvent as exc:
                     await dead_letter(send, self.settings, event.message, exc)
+        self.sla.sync()
 
     def decode(self, message: Any) -> dict[str, Any] | AllocationResult:
         """A flat input event, or an AllocationResult from the inventory side."""
@@ -97,30 +115,74 @@ class OrderAgent(BatchAgent):
         return item
 
     async def apply(self, send: Any, partition: int, item: dict[str, Any] | AllocationResult, now: int) -> None:
+        sla = self.sla
         if isinstance(item, AllocationResult):
-            order_id = item.order_id
+            order_id, at = item.order_id, item.occurred_at
             key = order_id.encode()
             state = self.store.get(partition, key)
             if state is None:  # the inventory answers only lines it was asked about
                 raise InvalidEvent(f"allocation result for unknown order {order_id!r}")
-            outcome = apply_allocation(state, item)
         else:
-            order_id = item["order_id"]
+            order_id, at = item["order_id"], item["occurred_at"]
+            if sla.observe(partition, at):  # event clock: the stream time moved, check first
+                await sla.check(partition, send, sla.now(partition))
             key = order_id.encode()
             state = self.store.get(partition, key) or OrderState(order_id)
+        sla_now = sla.now(partition)
+        breaches, raised = sla.breach_before(partition, key, state, sla_now)
+        if isinstance(item, AllocationResult):
+            outcome = apply_allocation(state, item)
+        else:
             outcome = apply_event(state, item, now=now)
         if outcome.duplicate:
             METRICS.duplicates.inc()
+            if breaches:
+                await self.publish(send, partition, key, state, breaches, raised, timer_cause(state, breaches))
+                sla.touch(partition, key)
             return
-        for exc in outcome.exceptions:
+        closed = close_met_breaches(state, at)
+        more, more_raised = sla.breach(partition, key, state, sla_now)  # created already past due
+        await self.publish(
+            send,
+            partition,
+            key,
+            state,
+            breaches + more,
+            raised + outcome.exceptions + more_raised,
+            item if outcome.publish or breaches or more or closed else None,
+        )
+        for message in outcome.allocation:
+            await send(self.requests_topic, message.sku.encode(), saga.encode(message), None)
+            METRICS.allocation_messages.labels(message.TYPE, "sent").inc()
+        if outcome.changed or closed:
+            self.store.put(partition, key, state)
+
+    async def publish(
+        self,
+        send: Any,
+        partition: int,
+        key: bytes,
+        state: OrderState,
+        breaches: list[dict[str, Any]],
+        exceptions: list[BusinessException],
+        cause: dict[str, Any] | AllocationResult | None,
+    ) -> None:
+        """Send an order's outputs: SLA breaches, business exceptions, then its next status
+        event when `cause` is given and the order is placed. Breaches change the state: it
+        is remembered here when there are any."""
+        for record in breaches:
+            await send(self.breaches_topic, key, self.codec.encode("sla-breaches", record), None)
+            METRICS.sla_breaches.labels(record["milestone"]).inc()
+            log.debug("SLA breach order_id=%s milestone=%s", state.order_id, record["milestone"])
+        for exc in exceptions:
             record = exc.to_dict()
             await send(self.exceptions_topic, key, self.codec.encode("exceptions", record), None)
             METRICS.business_exceptions.labels(exc.code).inc()
-            log.debug("business exception order_id=%s code=%s: %s", order_id, exc.code, exc.detail)
-        if outcome.publish:
+            log.debug("business exception order_id=%s code=%s: %s", state.order_id, exc.code, exc.detail)
+        if cause is not None and state.placed_at is not None:
             previous = state.last_status
             emitted_at = int(time.time() * 1000)
-            record = status_event(state, item, emitted_at=emitted_at)
+            record = status_event(state, cause, emitted_at=emitted_at)
             await send(self.status_topic, key, self.codec.encode("order-status", record), None)
             status = record["status"]
             METRICS.child(METRICS.status_changes, status).inc()
@@ -129,19 +191,56 @@ class OrderAgent(BatchAgent):
                 METRICS.child(METRICS.status_transitions, previous or "NONE", status).inc()
                 self.status_counts.moved(partition, state, previous, status)
                 log.debug(
-                    "order_id=%s status %s -> %s seq=%d", order_id, previous, record["status"], record["seq"]
+                    "order_id=%s status %s -> %s seq=%d", state.order_id, previous, record["status"], record["seq"]
                 )
-            self.watchers.notify(order_id)
-        for message in outcome.allocation:
-            await send(self.requests_topic, message.sku.encode(), saga.encode(message), None)
-            METRICS.allocation_messages.labels(message.TYPE, "sent").inc()
-        if outcome.changed:
+            self.watchers.notify(state.order_id)
+        if breaches:
             self.store.put(partition, key, state)
+
+    async def breach_overdue(self, send: Any, partition: int, key: bytes, state: OrderState, now: int) -> bool:
+        """For an SLA check: breach and publish what is overdue in the order's state."""
+        breaches, raised = self.sla.breach(partition, key, state, now)
+        if not breaches:
+            return False
+        await self.publish(send, partition, key, state, breaches, raised, timer_cause(state, breaches))
+        return True
+
+    # ------------------------------------------------------------------ timer-driven sends
+
+    def source_tp(self, partition: int) -> TP:
+        """The source partition a check of table partition `partition` acts for: an order
+        input topic partition of the same number (same transaction as its events)."""
+        return TP(self.settings.topic(ORDER_ROLES[0]), partition)
+
+    def partition_sender(self, partition: int) -> Any:
+        """`send` for records of a check of `partition`, in that partition's transaction."""
+        tp = self.source_tp(partition)
+        if self.sends is not None:
+            return self.sends.for_source(tp)
+        acting = Delivery(_SourceMessage(tp))
+
+        async def send(topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+                       headers: Any = None) -> Any:
+            with acting_for(acting):  # type: ignore[arg-type]
+                return await (await self.gate.sender())(topic, key, value, partition, headers)
+
+        return send
+
+    async def flush_partition_sends(self) -> None:
+        if self.sends is not None:
+            await self.sends.flush()
 
     # ------------------------------------------------------------------ queries
 
     def lookup(self, order_id: str) -> OrderState | None:
         return self.store.lookup(order_id.encode())
+
+
+class _SourceMessage:
+    """What Faust's transaction routing reads of an event's message: its source partition."""
+
+    def __init__(self, tp: TP) -> None:
+        self.tp, self.topic, self.partition = tp, tp.topic, tp.partition
 
 
 def occurred_at(item: tuple[Any, dict[str, Any] | AllocationResult]) -> int:

@@ -62,6 +62,7 @@ __all__ = [
     "Sources",
     "Summary",
     "generate",
+    "live",
     "rate_limited",
     "summary",
 ]
@@ -1047,6 +1048,44 @@ def rate_limited(
                 last = now
         tokens -= 1.0
         yield event
+
+
+TIME_FIELDS = ("occurred_at", "promised_ship_at", "expected_at", "due_at", "as_of")
+"""The absolute business times of the input events (contract-fields.md), shifted by `live`."""
+
+
+def live(
+    events: Iterable[SimEvent],
+    speedup: float,
+    start_at: int = DEFAULT_START_AT,
+    wall: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[SimEvent]:
+    """Replay `events` on the wall clock: business time `start_at` becomes now, and runs
+    `speedup` times as fast (1440: a business day per minute). Every absolute time of an
+    event (TIME_FIELDS) is mapped the same way, and each event is yielded once the wall clock
+    reaches its `occurred_at` (at once if that has passed: events emitted out of order).
+
+    For demos of wall-clock SLAs (`make run`): with SLAs divided by the same factor
+    (scripts/demo-sla-policy.toml), breaches come at the simulated business rate. Durations
+    given in days (`payment_terms_days`) are not scaled.
+    """
+    if speedup <= 0:
+        raise ValueError("speedup must be positive")
+    origin = wall() * 1000
+
+    def mapped(at: int) -> int:
+        return int(origin + (at - start_at) / speedup)
+
+    for sim in events:
+        event = dict(sim.event)
+        for name in TIME_FIELDS:
+            if event.get(name) is not None:
+                event[name] = mapped(event[name])
+        wait = event["occurred_at"] / 1000 - wall()
+        if wait > 0:
+            sleep(wait)
+        yield SimEvent(sim.role, event)
 
 
 # --------------------------------------------------------------------------- summary

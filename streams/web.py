@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from collections import Counter
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -17,8 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.openapi import STATUSES as STATUS_LIST
 from streams.settings import Settings
+from streams.sla import merge_listings
 from tables.inventory import atp_view, warehouse_view
 from tables.order import derive_status, to_view
+from tables.sla import CHANNELS, MILESTONES
 
 if TYPE_CHECKING:
     from streams.inventory import InventoryAgent
@@ -30,6 +33,8 @@ KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
 KEY_RULE = "1-64 characters of letters, digits and . _ : -"  # order ids, SKUs, warehouse ids
 STATUSES = frozenset(STATUS_LIST)
 MAX_WAIT_SECONDS = 60.0
+MAX_BREACHES = 10_000
+DEFAULT_BREACHES = 100
 
 
 def readiness(app: faust.App) -> dict[str, Any]:
@@ -67,6 +72,41 @@ def parse_wait(request: Request) -> tuple[str | None, float]:
     if not 0 < timeout <= MAX_WAIT_SECONDS:
         raise ValueError(f"timeout must be > 0 and <= {MAX_WAIT_SECONDS:g} seconds")
     return wait_for, timeout
+
+
+def parse_breach_filters(request: Request) -> dict[str, Any]:
+    """`?milestone=&channel=&region=&limit=` of `/sla/breaches`; raises ValueError with a
+    user-facing message. Milestone and channel are case-insensitive."""
+    query = request.query
+    unknown = set(query) - {"milestone", "channel", "region", "limit"}
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(sorted(unknown))}; expected milestone, channel, "
+                         "region, limit")
+    filters: dict[str, Any] = {}
+    milestone = query.get("milestone")
+    if milestone is not None:
+        if milestone.upper() not in MILESTONES:
+            raise ValueError(f"milestone must be one of {', '.join(MILESTONES)}")
+        filters["milestone"] = milestone.upper()
+    channel = query.get("channel")
+    if channel is not None:
+        if channel.upper() not in CHANNELS:
+            raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
+        filters["channel"] = channel.upper()
+    region = query.get("region")
+    if region is not None:
+        if not KEY_PATTERN.match(region):
+            raise ValueError(f"region must be {KEY_RULE}")
+        filters["region"] = region
+    raw_limit = query.get("limit", str(DEFAULT_BREACHES))
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        raise ValueError(f"limit must be an integer, got {raw_limit!r}") from None
+    if not 1 <= limit <= MAX_BREACHES:
+        raise ValueError(f"limit must be between 1 and {MAX_BREACHES}")
+    filters["limit"] = limit
+    return filters
 
 
 def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inventory: InventoryAgent) -> None:
@@ -164,6 +204,45 @@ def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inven
         body: dict[str, Any] = {k: dict(v) for k, v in total.items()}
         body["orders"] = sum(total["by_status"].values())
         body["workers"] = len(parts)
+        if failed:
+            body["unreachable_workers"] = failed
+        return self.json(body)
+
+    @app.page("/sla/breaches/local")
+    async def breaches_local(self: View, request: Request) -> Response:
+        try:
+            filters = parse_breach_filters(request)
+        except ValueError as exc:
+            return error(self, 400, str(exc))
+        found, more = orders.sla.open_breaches(**filters)
+        return self.json({"breaches": found, "truncated": more})
+
+    @app.page("/sla/breaches")
+    async def breaches(self: View, request: Request) -> Response:
+        """Open breaches of every worker (each lists its active partitions), by due time."""
+        try:
+            filters = parse_breach_filters(request)
+        except ValueError as exc:
+            return error(self, 400, str(exc))
+        hosts = sorted(set(app.router.table_metadata(orders.table.name)) - {settings.canonical_url})
+        found, more = orders.sla.open_breaches(**filters)
+        parts = [found]
+        query = "&".join(f"{k}={v}" for k, v in filters.items())
+        replies = await asyncio.gather(
+            *(fetch_json(app, f"{h}/sla/breaches/local?{query}") for h in hosts), return_exceptions=True
+        )
+        failed = [h for h, r in zip(hosts, replies) if isinstance(r, BaseException)]
+        for reply in replies:
+            if not isinstance(reply, BaseException):
+                parts.append(reply["breaches"])
+                more = more or reply["truncated"]
+        merged = list(islice(merge_listings(parts), filters["limit"] + 1))
+        body: dict[str, Any] = {
+            "breaches": merged[: filters["limit"]],
+            "count": min(len(merged), filters["limit"]),
+            "truncated": more or len(merged) > filters["limit"],
+            "workers": len(parts),
+        }
         if failed:
             body["unreachable_workers"] = failed
         return self.json(body)

@@ -352,9 +352,17 @@ def breach_due(
     breaches nothing. When the records list is not empty the state changed: persist it,
     and publish an `OrderStatusChanged` if the order is placed (cause: `timer_cause`).
     """
-    due = sorted(
-        ((at, _RANK[m], m) for m, at in pending_deadlines(state, policy, clock).items() if at < now)
-    )
+    records, raised, _ = breach_due_and_pending(state, policy, clock, now)
+    return records, raised
+
+
+def breach_due_and_pending(
+    state: OrderState, policy: SlaPolicy, clock: ClockKind, now: int
+) -> tuple[list[dict[str, Any]], list[BusinessException], dict[str, int]]:
+    """`breach_due`, plus the deadlines left pending afterwards (all at or after `now`):
+    what the due index must hold for the order, without computing them twice."""
+    pending = pending_deadlines(state, policy, clock)
+    due = sorted((at, _RANK[m], m) for m, at in pending.items() if at < now)
     records: list[dict[str, Any]] = []
     raised: list[BusinessException] = []
     for at, _, m in due:
@@ -363,7 +371,8 @@ def breach_due(
             records.append(record)
             if m == Milestone.ORPHAN:
                 raised.append(orphan_exception(state, now))
-    return records, raised
+        del pending[m]
+    return records, raised, pending
 
 
 def close_met_breaches(state: OrderState, at: int) -> list[dict[str, Any]]:

@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 from streams.simulate import (
     INPUT_ROLES,
     KEY_FIELDS,
+    TIME_FIELDS,
     SimEvent,
     SimulationConfig,
     Summary,
     generate,
+    live,
     rate_limited,
     summary,
 )
@@ -598,3 +600,30 @@ def test_rate_limited_unlimited_and_lazy():
 def test_rate_limited_with_a_real_clock_is_close_to_the_rate():
     events = list(rate_limited(generate(SimulationConfig(orders=5)), 2000.0))
     assert events
+
+
+def test_live_maps_business_time_onto_the_wall_clock():
+    """Business time starts now and runs `speedup` times as fast; each event waits for its time."""
+    fake = FakeTime()
+    fake.now = 1_000_000.0  # wall seconds
+    config = SimulationConfig(orders=30, seed=5)
+    original = list(generate(config))
+    replayed = []
+    for sim in live(iter(original), 1440, config.start_at, fake.clock, fake.sleep):
+        replayed.append((fake.now, sim))
+    assert len(replayed) == len(original)
+    for (sent_at, sim), before in zip(replayed, original):
+        assert sim.role == before.role
+        for name in TIME_FIELDS:  # every absolute time shifted and compressed alike
+            if before.event.get(name) is not None:
+                assert sim.event[name] == int(1_000_000_000 + (before.event[name] - config.start_at) / 1440)
+        assert {k: v for k, v in sim.event.items() if k not in TIME_FIELDS} == {
+            k: v for k, v in before.event.items() if k not in TIME_FIELDS
+        }
+        # sent once its time came, never before; late (out-of-order) events at once
+        assert sent_at * 1000 >= sim.event["occurred_at"] - 1
+    assert all(b.event is not s.event for b, (_, s) in zip(original, replayed))  # copies
+    business_span = max(e.event["occurred_at"] for e in original) - config.start_at
+    assert fake.now - 1_000_000.0 == pytest.approx(business_span / 1440 / 1000, abs=1e-3)
+    with pytest.raises(ValueError):
+        list(live(iter(original), 0))

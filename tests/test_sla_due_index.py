@@ -184,3 +184,31 @@ def test_stream_clock_wall_reads_the_wall() -> None:
     assert clock.now(0) == clock.now(5) == 1_234_567
     with pytest.raises(ValueError, match="unknown SLA clock"):
         StreamClock("cpu")  # type: ignore[arg-type]
+
+
+def test_open_breaches_are_listed_by_due_time_and_replaced_per_order(tmp_path: Path) -> None:
+    index = DueIndex(tmp_path / "due")
+    index.set_open_breaches("SO-2", [{"milestone": A, "due_at": 300, "detected_at": 310}], "EDI", "EU")
+    index.set_open_breaches("SO-1", [{"milestone": S, "due_at": 100, "detected_at": 120},
+                                     {"milestone": A, "due_at": 300, "detected_at": 301}], "ECOM", "NA")
+    assert [(b["order_id"], b["milestone"], b["due_at"], b["detected_at"], b["channel"])
+            for b in index.open_breaches()] == [
+        ("SO-1", S, 100, 120, "ECOM"), ("SO-1", A, 300, 301, "ECOM"), ("SO-2", A, 300, 310, "EDI"),
+    ]
+    assert not index.set_open_breaches("SO-2", [{"milestone": A, "due_at": 300, "detected_at": 310}], "EDI", "EU")
+    assert not index.set_open_breaches("SO-9", [])  # never listed: no read, no write
+    assert index.set_open_breaches("SO-1", [{"milestone": A, "due_at": 300, "detected_at": 301}], "ECOM", "NA")
+    assert [(b["order_id"], b["milestone"]) for b in index.open_breaches()] == [("SO-1", A), ("SO-2", A)]
+    assert index.deadlines("SO-1") == {}  # listing breaches schedules nothing
+    assert index.due(10**12) == []
+    index.close()
+
+    reopened = DueIndex(tmp_path / "due")  # the set of listed orders is read back
+    assert reopened.set_open_breaches("SO-2", [])
+    assert [b["order_id"] for b in reopened.open_breaches()] == ["SO-1"]
+    reopened.clear()
+    assert list(reopened.open_breaches()) == []
+    assert reopened.load_open_breaches([("SO-3", [{"milestone": D, "due_at": 5, "detected_at": 6}], None, None),
+                                        ("SO-4", [], "EDI", "EU")]) == 1
+    assert [(b["order_id"], b["channel"]) for b in reopened.open_breaches()] == [("SO-3", None)]
+    reopened.close()

@@ -1,0 +1,352 @@
+"""SLA deadlines in the running order agent (SPEC §6): which partitions are checked, when, and
+how a breach found by a timer still leaves exactly once.
+
+The pure rules are in tables/sla.py, the index in streams/due_index.py; docs/sla.md explains the
+design. Here:
+
+- **Only active partitions.** Faust runs timers on every worker, standbys included. A
+  partition's due index is opened once its table partition is recovered and the worker owns
+  it actively (`on_rebalance_complete`, before its events flow), and closed when revoked.
+  Only open, ready indexes are checked, so a standby never publishes.
+- **Index lifecycle.** On assignment the index is trusted only if its covered offset equals
+  the table partition's persisted changelog offset; otherwise it is rebuilt from the stored
+  states (in chunks, yielding to the event loop). After each commit that leaves a partition
+  nothing uncommitted, the index is marked as covering that offset; any later write removes
+  the mark, so an index that ran ahead of the committed states (crash, revocation) is rebuilt.
+- **Changes reach the index once per key per batch** (`touch`, then `sync`): before each
+  check and at the end of every batch, the touched orders are rescheduled from their states.
+- **Clocks.** `wall`: a timer checks every `O2C_SLA_CHECK_INTERVAL` seconds. `event`: the
+  order agent checks a partition inline when an input event advances its stream time, before
+  applying the event. Stream time is persisted per partition in the `sla-stream-time` table,
+  in the same transactions as the states, so a restart resumes it exactly.
+- **Exactly once without an input event.** A timer check holds the commit gate, sends its
+  records through the transactional producer of the partition it checks (the source TP is an
+  order input topic partition of the same number: one transaction per partition number) and
+  tells the gate it owes that transaction a commit (`CommitGate.owe`): Faust would only commit
+  transactions whose input offsets moved. The breach itself is recorded in the order state
+  (`record_breach`), written to the changelog in that same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from streams.due_index import DEFAULT_LIMIT, DueIndex, DueIndexes, StreamClock
+from streams.eos import CommitGate
+from streams.metrics import METRICS
+from streams.settings import Settings
+from streams.state_store import WriteBehindStore
+from tables.exceptions import BusinessException
+from tables.order_state import OrderState
+from tables.sla import MILESTONES, breach_due_and_pending, pending_deadlines
+
+log = logging.getLogger("o2c.sla")
+
+Send = Callable[..., Awaitable[Any]]
+OnDue = Callable[[Send, int, bytes, OrderState, int], Awaitable[bool]]
+
+_RANK = {m: i for i, m in enumerate(MILESTONES)}
+_STREAM_TIME_KEY = b"stream-time"
+_REBUILD_CHUNK = 5_000
+
+
+
+class SlaChecks:
+    """The due indexes, clock and checks of the order table's actively owned partitions."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        gate: CommitGate,
+        store: WriteBehindStore[OrderState],
+        on_due: OnDue,
+    ) -> None:
+        """`on_due(send, partition, key, state, now)`: breach what is overdue in the order's
+        state and publish it; True when the state changed (the order agent does this)."""
+        self.app = app
+        self.gate = gate
+        self.store = store
+        self.on_due = on_due
+        self.policy = settings.sla_policy
+        self.kind = settings.sla_clock
+        self.clock = StreamClock(self.kind)
+        self.indexes = DueIndexes(settings.data_dir / f"{settings.app_id}-sla-due")
+        self.ready: dict[int, DueIndex] = {}  # partition -> index, open and current
+        # orders changed since their last `sync` -> their pending deadlines, None: recompute
+        self.touched: dict[int, dict[bytes, dict[str, int] | None]] = {}
+        self.horizon: dict[int, float] = {}  # no indexed deadline of the partition is earlier
+        self.generation = 0  # bumped by each revocation: an unfinished rebuild stops
+        self.stream_times: WriteBehindStore[int] | None = None
+        if self.kind == "event":
+            table = app.Table(
+                "sla-stream-time",
+                partitions=settings.partitions,
+                help="SLA stream time (highest occurred_at applied) per order table partition",
+            )
+            table.key_serializer = table.value_serializer = "raw"
+            table.changelog_topic = table._new_changelog_topic()  # rebuilt with raw serializers
+            self.stream_times = WriteBehindStore(table, decode=int, encode=lambda v: str(v).encode())
+            gate.register(self.stream_times)
+        app.on_rebalance_complete.connect(self._on_rebalance_complete)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_before_shutdown.connect(self._on_shutdown)
+        gate.after_commit.append(self.mark_covered)
+
+    # ------------------------------------------------------------------ per event
+
+    def observe(self, partition: int, occurred_at: int) -> bool:
+        """An input event of the partition is about to be applied. With the event clock:
+        advance (and persist) the stream time; True when it advanced, i.e. the caller must
+        check the partition before applying the event."""
+        if self.stream_times is None or not self.clock.observe(partition, occurred_at):
+            return False
+        self.stream_times.put(partition, _STREAM_TIME_KEY, occurred_at)
+        return True
+
+    def now(self, partition: int) -> int | None:
+        return self.clock.now(partition)
+
+    def breach(
+        self, partition: int, key: bytes, state: OrderState, now: int | None
+    ) -> tuple[list[dict[str, Any]], list[BusinessException]]:
+        """Breach what is overdue in the order's state at `now` (nothing before the
+        partition's first event) and note the order for the next `sync`."""
+        if now is None:
+            self.touch(partition, key)
+            return [], []
+        records, raised, pending = breach_due_and_pending(state, self.policy, self.kind, now)
+        self.touch(partition, key, pending)
+        return records, raised
+
+    def breach_before(
+        self, partition: int, key: bytes, state: OrderState, now: int | None
+    ) -> tuple[list[dict[str, Any]], list[BusinessException]]:
+        """What was overdue before an event is applied to the order. Only the wall clock can
+        have any: the timer runs every few seconds, so an event can arrive between a due time
+        and the next check. With the event clock, every deadline passed by the stream time
+        was breached by the check run when it passed (or right after the change that created
+        it). On the wall clock too the work is skipped while no indexed deadline of the
+        partition has passed and the order is indexed as it is (not changed since the last
+        `sync`)."""
+        if self.kind != "wall" or now is None:
+            return [], []
+        if now <= self.horizon.get(partition, 0) and key not in self.touched.get(partition, ()):
+            return [], []
+        records, raised, _ = breach_due_and_pending(state, self.policy, self.kind, now)
+        return records, raised
+
+    def touch(self, partition: int, key: bytes, deadlines: dict[str, int] | None = None) -> None:
+        """The order's state changed: its index entries are rewritten at the next `sync`
+        (from `deadlines` if given: the pending deadlines of the state as it is now)."""
+        self.touched.setdefault(partition, {})[key] = deadlines
+
+    def sync(self, partition: int | None = None) -> None:
+        """Reschedule the touched orders (of one partition, or all) from their states."""
+        for p in [partition] if partition is not None else list(self.touched):
+            touched = self.touched.pop(p, None)
+            index = self.ready.get(p)
+            if not touched or index is None:
+                continue
+            horizon = self.horizon.get(p, float("inf"))
+            for key, deadlines in touched.items():
+                order_id = key.decode()
+                state = self.store.get(p, key)
+                if state is None:
+                    index.unschedule(order_id)
+                    index.set_open_breaches(order_id, [])
+                    continue
+                if deadlines is None:
+                    deadlines = pending_deadlines(state, self.policy, self.kind)
+                if index.schedule(order_id, deadlines) and deadlines:
+                    horizon = min(horizon, min(deadlines.values()))
+                index.set_open_breaches(order_id, state.open_breaches, state.channel, state.region)
+            self.horizon[p] = horizon
+
+    # ------------------------------------------------------------------ checks
+
+    async def check(self, partition: int, send: Send, now: int | None) -> bool:
+        """Breach what the partition's index says is due at `now` (each state re-checked);
+        True when a state changed (records were sent). A scan returns at most
+        `DEFAULT_LIMIT` deadlines; the event clock scans again until all are done (its next
+        check may be far away), the wall clock leaves the rest to the next tick."""
+        index = self.ready.get(partition)
+        if index is None or now is None:
+            return False
+        changed = False
+        while True:
+            self.sync(partition)
+            due = index.due(now)
+            METRICS.sla_checks.inc()
+            METRICS.sla_index_reads.inc(index.last_scan_reads)
+            for order_id in dict.fromkeys(order_id for order_id, _, _ in due):
+                key = order_id.encode()
+                state = self.store.get(partition, key)
+                if state is not None and await self.on_due(send, partition, key, state, now):
+                    changed = True
+                self.touch(partition, key)  # reschedules: drops the entries just found
+            self.sync(partition)
+            if len(due) < DEFAULT_LIMIT or self.kind == "wall":
+                next_due = index.next_due()
+                self.horizon[partition] = float("inf") if next_due is None else next_due
+                return changed
+
+    async def tick(self, sends: Callable[[int], Send], flush: Callable[[], Awaitable[None]],
+                   source: Callable[[int], TP]) -> None:
+        """The wall-clock timer: check every ready partition under the commit gate; the
+        transactions of partitions that changed are owed a commit."""
+        if not self.ready or self.app.rebalancing:
+            return
+        async with self.gate.processing():
+            if self.gate.failure is not None:
+                return
+            try:
+                for partition in sorted(self.ready):
+                    if await self.check(partition, sends(partition), self.clock.now(partition)):
+                        self.gate.owe(source(partition))
+                await flush()
+            except BaseException as exc:
+                self.gate.poison(exc)  # half a check must never be committed
+                raise
+
+    # ------------------------------------------------------------------ open breaches
+
+    def open_breaches(
+        self,
+        milestone: str | None = None,
+        channel: str | None = None,
+        region: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """This worker's open breaches (active partitions), by due time, filtered; and
+        whether more matched than `limit`. Reads the listed breaches, not the orders."""
+        self.sync()
+        merged = heapq.merge(*(index.open_breaches() for index in self.ready.values()), key=breach_order)
+        found: list[dict[str, Any]] = []
+        for breach in merged:
+            if (
+                (milestone is not None and breach["milestone"] != milestone)
+                or (channel is not None and breach["channel"] != channel)
+                or (region is not None and breach["region"] != region)
+            ):
+                continue
+            if len(found) == limit:
+                return found, True
+            found.append(breach)
+        return found, False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def changelog_topic(self) -> str:
+        return self.store.changelog_topic_name
+
+    def active_partitions(self) -> set[int]:
+        topic = self.changelog_topic
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    async def _on_rebalance_complete(self, sender: Any = None, **kwargs: Any) -> None:
+        """Tables are recovered and the streams not resumed yet: open (or rebuild) the index
+        of every actively owned partition."""
+        generation = self.generation
+        active = self.active_partitions()
+        for partition in sorted(set(self.ready) - active):
+            self._close(partition)
+        for partition in sorted(active - set(self.ready)):
+            if not await self._open(partition, generation):
+                return  # revoked meanwhile
+
+    async def _open(self, partition: int, generation: int) -> bool:
+        data = self.store.table.data
+        persisted = data.persisted_offset(TP(self.changelog_topic, partition))
+        index = self.indexes.open(partition)
+        if persisted is None or index.covered_offset() != persisted:
+            index = self.indexes.reset(partition)
+            started = asyncio.get_running_loop().time()
+            orders = await self._rebuild(index, partition, generation)
+            if orders is None:
+                return False
+            log.info(
+                "SLA due index of partition %d rebuilt: %d orders with deadlines in %.2f s",
+                partition, orders, asyncio.get_running_loop().time() - started,
+            )
+        next_due = index.next_due()
+        self.horizon[partition] = float("inf") if next_due is None else next_due
+        if self.stream_times is not None:
+            self.clock.forget(partition)
+            self.clock.seed(partition, self.stream_times.get(partition, _STREAM_TIME_KEY))
+        self.ready[partition] = index
+        return True
+
+    async def _rebuild(self, index: DueIndex, partition: int, generation: int) -> int | None:
+        """Index the partition's stored states, a chunk at a time; None if revoked meanwhile."""
+        data = self.store.table.data
+        offset_key = data.offset_key
+        orders = 0
+        deadlines: list[tuple[str, dict[str, int]]] = []
+        breaches: list[tuple[str, list[dict[str, Any]], str | None, str | None]] = []
+        for key, raw in data._db_for_partition(partition).items():
+            if key == offset_key:
+                continue
+            state = OrderState.from_bytes(raw)
+            deadlines.append((state.order_id, pending_deadlines(state, self.policy, self.kind)))
+            if state.open_breaches:
+                breaches.append((state.order_id, state.open_breaches, state.channel, state.region))
+            if len(deadlines) >= _REBUILD_CHUNK:
+                orders += index.load(deadlines)
+                index.load_open_breaches(breaches)
+                deadlines, breaches = [], []
+                await asyncio.sleep(0)
+                if self.generation != generation:
+                    return None
+        orders += index.load(deadlines)
+        index.load_open_breaches(breaches)
+        return orders
+
+    async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        """Close every index (Faust revokes all partitions before it assigns again); an
+        index that ran ahead of the committed states is not marked, so it is rebuilt."""
+        async with self.gate.lock:
+            self.generation += 1
+            for partition in list(self.indexes.by_partition):
+                self._close(partition)
+
+    def _close(self, partition: int) -> None:
+        self.ready.pop(partition, None)
+        self.touched.pop(partition, None)
+        self.horizon.pop(partition, None)
+        self.clock.forget(partition)
+        self.indexes.close(partition)
+
+    def mark_covered(self) -> None:
+        """After a commit: mark each index whose partition has nothing uncommitted as
+        covering the partition's persisted changelog offset."""
+        uncommitted = self.store.uncommitted_partitions()
+        for partition, index in self.ready.items():
+            if index.marked or partition in uncommitted or self.touched.get(partition):
+                continue
+            persisted = self.store.table.data.persisted_offset(TP(self.changelog_topic, partition))
+            if persisted is not None:
+                index.set_covered_offset(persisted)
+
+    async def _on_shutdown(self, sender: Any = None, **kwargs: Any) -> None:
+        self.generation += 1
+        self.ready.clear()
+        self.indexes.close_all()
+
+
+def breach_order(breach: dict[str, Any]) -> tuple[int, int, str]:
+    """The order of open-breach listings: due time, milestone, order id (the index's)."""
+    return breach["due_at"], _RANK[breach["milestone"]], breach["order_id"]
+
+
+def merge_listings(parts: list[list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """Merge several workers' listings (each in `breach_order`)."""
+    return heapq.merge(*parts, key=breach_order)
