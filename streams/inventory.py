@@ -72,7 +72,7 @@ class InventoryAgent(BatchAgent):
             sku = getattr(item, "sku", None)
             if isinstance(item, AllocationResult):
                 raise saga.SagaDecodeError("AllocationResult on the allocation requests topic")
-            METRICS.allocation_messages.labels(item.TYPE, "received").inc()
+            METRICS.child(METRICS.allocation_messages, item.TYPE, "received").inc()
         else:
             item = to_flat("inventory", self.codec.decode("inventory", message.value))
             sku = item["sku"]
@@ -92,11 +92,11 @@ class InventoryAgent(BatchAgent):
         for exc in outcome.exceptions:
             exc_key = (exc.order_id or sku).encode()
             await send(self.exceptions_topic, exc_key, self.codec.encode("exceptions", exc.to_dict()), None)
-            METRICS.business_exceptions.labels(exc.code).inc()
+            METRICS.child(METRICS.business_exceptions, exc.code).inc()
             log.debug("business exception sku=%s order_id=%s code=%s: %s", sku, exc.order_id, exc.code, exc.detail)
         for result in outcome.results:
             await send(self.results_topic, result.order_id.encode(), saga.encode(result), None)
-            METRICS.allocation_messages.labels(result.TYPE, "sent").inc()
+            METRICS.child(METRICS.allocation_messages, result.TYPE, "sent").inc()
         for atp in outcome.atp:
             await send(self.atp_topic, raw_key, self.codec.encode("atp", atp.to_dict()), None)
         if outcome.atp:

@@ -104,7 +104,7 @@ class OrderAgent(BatchAgent):
             if not isinstance(item, AllocationResult):
                 raise saga.SagaDecodeError(f"{item.TYPE} on the allocation results topic")
             order_id = item.order_id
-            METRICS.allocation_messages.labels(item.TYPE, "received").inc()
+            METRICS.child(METRICS.allocation_messages, item.TYPE, "received").inc()
         else:
             item = to_flat(role, self.codec.decode(role, message.value))
             order_id = item["order_id"]
@@ -153,7 +153,7 @@ class OrderAgent(BatchAgent):
         )
         for message in outcome.allocation:
             await send(self.requests_topic, message.sku.encode(), saga.encode(message), None)
-            METRICS.allocation_messages.labels(message.TYPE, "sent").inc()
+            METRICS.child(METRICS.allocation_messages, message.TYPE, "sent").inc()
         if outcome.changed or closed:
             self.store.put(partition, key, state)
 
@@ -172,12 +172,12 @@ class OrderAgent(BatchAgent):
         is remembered here when there are any."""
         for record in breaches:
             await send(self.breaches_topic, key, self.codec.encode("sla-breaches", record), None)
-            METRICS.sla_breaches.labels(record["milestone"]).inc()
+            METRICS.child(METRICS.sla_breaches, record["milestone"]).inc()
             log.debug("SLA breach order_id=%s milestone=%s", state.order_id, record["milestone"])
         for exc in exceptions:
             record = exc.to_dict()
             await send(self.exceptions_topic, key, self.codec.encode("exceptions", record), None)
-            METRICS.business_exceptions.labels(exc.code).inc()
+            METRICS.child(METRICS.business_exceptions, exc.code).inc()
             log.debug("business exception order_id=%s code=%s: %s", state.order_id, exc.code, exc.detail)
         if cause is not None and state.placed_at is not None:
             previous = state.last_status
