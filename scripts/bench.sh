@@ -21,3 +21,5 @@ $PY -m scripts.bench sinks
 $PY -m scripts.bench inventory --orders "${BENCH_INVENTORY_ORDERS:-10000}"
 $PY -m scripts.bench inventory-agent --orders "${BENCH_INVENTORY_ORDERS_ALONE:-30000}"
 $PY -m scripts.bench allocation-latency --orders "${BENCH_LATENCY_ORDERS:-1000}" --commit-interval 1 --commit-interval 0.1
+# One SLA check with 200k open orders: nothing due, and 1,000 due, vs scanning every order (no broker).
+$PY -m scripts.bench_sla --orders 200000 --due 1000
