@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 source scripts/private_broker.sh
-start_private_broker "${O2C_TEST_KAFKA_PORT:-19092}" "$PWD/.cache/kafka-test"
+port=${O2C_TEST_KAFKA_PORT:-19092}
+start_private_broker "$port" "$PWD/.cache/kafka-test-$port"  # per port: runs side by side
 export O2C_REQUIRE_KAFKA=1
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

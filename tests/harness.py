@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams.codec import Codec
 from streams.flat import to_flat
+from streams.saga import INTERNAL_TOPICS
 from streams.settings import Settings
 from streams.topics import client_config
 
@@ -189,7 +191,8 @@ def read_topic(
     `idle` seconds without records when `expect` is None, or at `timeout`.
     """
     codec = Codec(settings)
-    topic = settings.topic(role)
+    internal = role in INTERNAL_TOPICS  # the allocation saga's JSON records
+    topic = settings.internal_topic(role) if internal else settings.topic(role)
     consumer = Consumer(
         client_config(
             settings,
@@ -218,6 +221,8 @@ def read_topic(
             last = time.monotonic()
             if role == "dlq":
                 record = {"_value": msg.value(), "_headers": dict(msg.headers() or [])}
+            elif internal:
+                record = json.loads(msg.value())
             else:
                 record = to_flat(role, codec.decode(role, msg.value()))
             record |= {

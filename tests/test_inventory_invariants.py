@@ -22,6 +22,21 @@ from tests.ledger_checks import (
 
 pytestmark = pytest.mark.kafka
 
+
+def explain_unanswered(env: Env, orders: dict[str, dict]) -> str:
+    """What the saga topics, exceptions and dead letters hold for orders with pending lines."""
+    lines = [f"{len(orders)} orders with unanswered allocation messages"]
+    saga = {r: read_topic(env.settings, r, idle=1.0) for r in ("allocation-requests", "allocation-results")}
+    exceptions = read_topic(env.settings, "exceptions", idle=1.0)
+    for order_id, view in list(orders.items())[:3]:
+        lines.append(f"--- {order_id}: seq {view['seq']} status {view['status']}")
+        lines += [f"  line {ln}" for ln in view["lines"] if ln["pending_allocation"]]
+        for role, records in saga.items():
+            lines += [f"  {role} p{r['_partition']}@{r['_offset']}: {r}" for r in records if r["order_id"] == order_id]
+        lines += [f"  exception: {e}" for e in exceptions if e["order_id"] == order_id]
+    lines.append(f"dead letters: {len(read_topic(env.settings, 'dlq', idle=1.0))}")
+    return "\n".join(lines)
+
 ORDERS = 3000  # about 30,000 events: replenishment, shortages, cancels, reroutes, counts
 
 
@@ -46,8 +61,8 @@ def test_long_run_keeps_orders_and_ledger_in_step(bootstrap_servers: str, tmp_pa
         ledger = atp_views(w2, skus)  # half of each set is routed to the other worker
 
         # every allocation request was answered, and the loop did allocate and backorder
-        unanswered = {o: v["lines"] for o, v in views.items() if any(ln["pending_allocation"] for ln in v["lines"])}
-        assert unanswered == {}
+        unanswered = {v["order_id"]: v for v in views.values() if any(ln["pending_allocation"] for ln in v["lines"])}
+        assert unanswered == {}, explain_unanswered(env, unanswered)
         assert {"ALLOCATED", "DELIVERED", "CLOSED", "CANCELLED"} <= {v["status"] for v in views.values()}
         history = {s["status"] for s in read_topic(env.settings, "order-status", idle=1.0)}
         assert {"BACKORDERED", "PARTIALLY_ALLOCATED", "ALLOCATED"} <= history
