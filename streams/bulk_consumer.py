@@ -56,6 +56,30 @@ class BulkConsumer(AIOKafkaConsumer):
     bulk_handlers: Mapping[str, BulkHandler] = {}  # topic -> handler
     bulk_batch_size: int = 1000
 
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Faust's seek after every assignment, plus an explicit seek to the beginning for the
+        bulk topics' partitions that have no committed offset yet.
+
+        aiokafka seeks only partitions with a committed offset and leaves the others to its
+        offset-reset logic. After a rebalance that moved a never-committed partition to a worker
+        (a second worker joining while the first had not reached that partition yet), we saw
+        such partitions never fetched, or fetched from the end: the inventory partitions stalled
+        with their whole content as lag, or allocation requests were skipped and never answered
+        (faust-streaming #629 and #523 report the same). An explicit seek leaves no doubt.
+        """
+        committed = await super().seek_to_committed()
+        fresh = [
+            tp
+            for tp, offset in committed.items()
+            if tp.topic in self.bulk_handlers and (offset is None or offset < 0)
+        ]
+        if fresh:
+            log.info("no committed offset yet, reading from the beginning: %s", " ".join(map(str, sorted(fresh))))
+            await self._thread.seek_to_beginning(*fresh)
+            for tp in fresh:
+                self._read_offset.pop(tp, None)
+        return committed
+
     async def _drain_messages(self, fetcher: Any) -> None:
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set

@@ -88,6 +88,9 @@ class InventoryAgent(BatchAgent):
             outcome = apply_inventory_event(state, item)
         if outcome.duplicate:
             METRICS.duplicates.inc()
+            if role == saga.REQUESTS:  # exactly-once never repeats one: worth a line in the log
+                log.info("repeated %s order_id=%s line=%s seq=%s (partition %s offset %s)", item.TYPE,
+                         item.order_id, item.line_id, item.seq, partition, message.offset)
             return
         for exc in outcome.exceptions:
             exc_key = (exc.order_id or sku).encode()
