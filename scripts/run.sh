@@ -49,6 +49,8 @@ simulating $ORDERS orders live, business time $SPEEDUP x as fast as the clock, $
 lapsing (log: $RUN/simulate.log); SLA policy $O2C_SLA_POLICY_PATH. Look at:
   curl -s http://127.0.0.1:$O2C_WEB_PORT/stats
   curl -s http://127.0.0.1:$O2C_WEB_PORT/orders/SO-1-000001
+  curl -s http://127.0.0.1:$O2C_WEB_PORT/atp/SKU-0001                # ATP: every warehouse + network
+  .venv/bin/o2c consume o2c.atp --max 5
   curl -s http://127.0.0.1:$O2C_WEB_PORT/sla/breaches            # open SLA breaches (within a minute)
   curl -s 'http://127.0.0.1:$O2C_WEB_PORT/sla/breaches?milestone=ACCEPTANCE&limit=5'
   .venv/bin/o2c consume o2c.sla-breaches --from-beginning --max 5
