@@ -183,6 +183,14 @@ def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inven
             return error(self, 404, f"sku {sku!r} has no position at warehouse {warehouse_id!r}")
         return self.json(body)
 
+    async def from_other_workers(path: str) -> tuple[list[Any], list[str]]:
+        """`path` asked of every other worker of the orders table: the answers, and the workers
+        that did not answer (reported, not fatal: the rest of the cluster still answers)."""
+        hosts = sorted(set(app.router.table_metadata(orders.table.name)) - {settings.canonical_url})
+        replies = await asyncio.gather(*(fetch_json(app, f"{h}{path}") for h in hosts), return_exceptions=True)
+        failed = [h for h, r in zip(hosts, replies) if isinstance(r, BaseException)]
+        return [r for r in replies if not isinstance(r, BaseException)], failed
+
     @app.page("/stats/local")
     async def stats_local(self: View, request: Request) -> Response:
         return self.json(orders.status_counts.summary())
@@ -190,13 +198,8 @@ def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inven
     @app.page("/stats")
     async def stats(self: View, request: Request) -> Response:
         """Sum of every worker's `/stats/local` (each counts its own active partitions)."""
-        hosts = set(app.router.table_metadata(orders.table.name)) - {settings.canonical_url}
-        parts = [orders.status_counts.summary()]
-        replies = await asyncio.gather(
-            *(fetch_json(app, f"{h}/stats/local") for h in sorted(hosts)), return_exceptions=True
-        )
-        failed = [h for h, r in zip(sorted(hosts), replies) if isinstance(r, BaseException)]
-        parts += [r for r in replies if not isinstance(r, BaseException)]
+        replies, failed = await from_other_workers("/stats/local")
+        parts = [orders.status_counts.summary(), *replies]
         total: dict[str, Counter[str]] = {k: Counter() for k in ("by_status", "by_region", "by_channel")}
         for part in parts:
             for k, counts in part.items():
@@ -224,18 +227,13 @@ def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inven
             filters = parse_breach_filters(request)
         except ValueError as exc:
             return error(self, 400, str(exc))
-        hosts = sorted(set(app.router.table_metadata(orders.table.name)) - {settings.canonical_url})
         found, more = orders.sla.open_breaches(**filters)
         parts = [found]
         query = "&".join(f"{k}={v}" for k, v in filters.items())
-        replies = await asyncio.gather(
-            *(fetch_json(app, f"{h}/sla/breaches/local?{query}") for h in hosts), return_exceptions=True
-        )
-        failed = [h for h, r in zip(hosts, replies) if isinstance(r, BaseException)]
+        replies, failed = await from_other_workers(f"/sla/breaches/local?{query}")
         for reply in replies:
-            if not isinstance(reply, BaseException):
-                parts.append(reply["breaches"])
-                more = more or reply["truncated"]
+            parts.append(reply["breaches"])
+            more = more or reply["truncated"]
         merged = list(islice(merge_listings(parts), filters["limit"] + 1))
         body: dict[str, Any] = {
             "breaches": merged[: filters["limit"]],
