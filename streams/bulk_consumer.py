@@ -1,4 +1,4 @@
-"""A Faust consumer that hands the records of chosen topics to a handler a fetch at a time.
+"""A Faust consumer that hands the records of chosen topics to their handler a fetch at a time.
 
 Why: Faust delivers every record on its own. `Consumer._drain_messages` awaits
 `wait_first(callback(message), suspend_flow.wait())` per record (two asyncio tasks), the
@@ -11,7 +11,8 @@ What stays Faust's: group membership, assignment (the topics stay subscribed thr
 conductor, see `register_topics`), table recovery and standbys (changelog records still go
 through the normal callback), transactions, commits and their offset bookkeeping, the web
 server. What changes: for each `getmany` result, the records of the *bulk topics* are tracked
-(`track_message`) and passed, in one list, to an async handler; the handler processes and acks
+(`track_message`) and passed, in one list per handler (the order agent's topics to one, the
+inventory agent's to another), to that async handler; the handler processes and acks
 them (`Consumer.ack`) under the commit gate, exactly as an agent would acknowledge events.
 Everything else is delivered record by record as before.
 
