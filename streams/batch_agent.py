@@ -23,7 +23,7 @@ from streams.batch_sends import BatchedSends
 from streams.eos import CommitGate
 from streams.metrics import METRICS
 from streams.settings import Settings
-from streams.state_store import WriteBehindStore
+from streams.state_store import WriteBehindStore, raw_store
 
 V = TypeVar("V")
 SendFor = Callable[[Any], Callable[..., Awaitable[Any]]]
@@ -68,16 +68,12 @@ class BatchAgent:
     def raw_table(
         self, name: str, help: str, decode: Callable[[bytes], V], encode: Callable[[V], bytes]
     ) -> tuple[faust.Table, WriteBehindStore[V]]:
-        """A RocksDB table of our own bytes behind a write-behind store the commit gate flushes."""
-        table = self.app.Table(name, partitions=self.settings.partitions, help=help)
-        # Faust picks JSON for tables without model types; the values are our own bytes.
-        table.key_serializer = table.value_serializer = "raw"
-        table.changelog_topic = table._new_changelog_topic()  # rebuilt with raw serializers
-        store: WriteBehindStore[V] = WriteBehindStore(
-            table, decode=decode, encode=encode, max_cached=self.settings.state_cache_entries
+        """The agent's RocksDB table and its write-behind store (`state_store.raw_store`)."""
+        store = raw_store(
+            self.app, self.gate, name, help, partitions=self.settings.partitions, decode=decode,
+            encode=encode, max_cached=self.settings.state_cache_entries,
         )
-        self.gate.register(store)
-        return table, store
+        return store.table, store
 
     def bulk_handlers(self) -> dict[str, bulk_consumer.BulkHandler]:
         """Topic -> handler, for `bulk_consumer.install` (empty on the Faust agent path)."""

@@ -116,8 +116,9 @@ class OrderAgent(BatchAgent):
 
     async def apply(self, send: Any, partition: int, item: dict[str, Any] | AllocationResult, now: int) -> None:
         sla = self.sla
-        if isinstance(item, AllocationResult):
-            order_id, at = item.order_id, item.occurred_at
+        result = item if isinstance(item, AllocationResult) else None
+        if result is not None:
+            order_id, at = result.order_id, result.occurred_at
             key = order_id.encode()
             state = self.store.get(partition, key)
             if state is None:  # the inventory answers only lines it was asked about
@@ -130,10 +131,7 @@ class OrderAgent(BatchAgent):
             state = self.store.get(partition, key) or OrderState(order_id)
         sla_now = sla.now(partition)
         breaches, raised = sla.breach_before(partition, key, state, sla_now)
-        if isinstance(item, AllocationResult):
-            outcome = apply_allocation(state, item)
-        else:
-            outcome = apply_event(state, item, now=now)
+        outcome = apply_allocation(state, result) if result is not None else apply_event(state, item, now=now)
         if outcome.duplicate:
             METRICS.duplicates.inc()
             if breaches:

@@ -42,7 +42,7 @@ from streams.due_index import DEFAULT_LIMIT, DueIndex, DueIndexes, StreamClock
 from streams.eos import CommitGate
 from streams.metrics import METRICS
 from streams.settings import Settings
-from streams.state_store import WriteBehindStore
+from streams.state_store import WriteBehindStore, raw_store
 from tables.exceptions import BusinessException
 from tables.order_state import OrderState
 from tables.sla import MILESTONES, breach_due_and_pending, pending_deadlines
@@ -86,15 +86,11 @@ class SlaChecks:
         self.generation = 0  # bumped by each revocation: an unfinished rebuild stops
         self.stream_times: WriteBehindStore[int] | None = None
         if self.kind == "event":
-            table = app.Table(
-                "sla-stream-time",
-                partitions=settings.partitions,
-                help="SLA stream time (highest occurred_at applied) per order table partition",
+            self.stream_times = raw_store(
+                app, gate, "sla-stream-time",
+                "SLA stream time (highest occurred_at applied) per order table partition",
+                partitions=settings.partitions, decode=int, encode=lambda v: str(v).encode(),
             )
-            table.key_serializer = table.value_serializer = "raw"
-            table.changelog_topic = table._new_changelog_topic()  # rebuilt with raw serializers
-            self.stream_times = WriteBehindStore(table, decode=int, encode=lambda v: str(v).encode())
-            gate.register(self.stream_times)
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_before_shutdown.connect(self._on_shutdown)

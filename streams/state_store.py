@@ -188,3 +188,25 @@ class WriteBehindStore(Generic[V]):
     def _is_active(self, partition: int) -> bool:
         tp = TP(self.table.changelog_topic.get_topic_name(), partition)
         return self.table.app.assignor.is_active(tp)
+
+
+def raw_store(
+    app: faust.App,
+    gate: Any,
+    name: str,
+    help: str,
+    *,
+    partitions: int,
+    decode: Callable[[bytes], V],
+    encode: Callable[[V], bytes],
+    max_cached: int = 50_000,
+) -> WriteBehindStore[V]:
+    """A RocksDB table of our own bytes behind a write-behind store that `gate` (the commit
+    gate, streams/eos.py) flushes inside every commit. The table is `store.table`."""
+    table = app.Table(name, partitions=partitions, help=help)
+    # Faust picks JSON for tables without model types; the values are our own bytes.
+    table.key_serializer = table.value_serializer = "raw"
+    table.changelog_topic = table._new_changelog_topic()  # rebuilt with raw serializers
+    store: WriteBehindStore[V] = WriteBehindStore(table, decode=decode, encode=encode, max_cached=max_cached)
+    gate.register(store)
+    return store
