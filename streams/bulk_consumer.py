@@ -24,7 +24,18 @@ The drain loop below re-implements what Faust's loop does for correctness:
   commits can move past them;
 - `broker_commit_every` is honoured;
 - records of paused partitions that were already in flight are not delivered.
-One thing differs on purpose: a handler call is never cancelled half way. It runs as a task the
+Two things differ on purpose. A hand-over never overlaps a seek or a revocation: Faust resumes
+the stream partitions *before* it seeks them to their committed offsets after a rebalance, so
+its own loop can deliver records fetched from aiokafka's default position while the seek is
+still waiting for the broker; those records were processed, then fetched and processed again
+after the seek (and their offsets, read before Faust knew the committed ones, carried no gaps,
+so a partition whose committed offset sat on a transaction marker never committed again: the
+open transaction timed out and fenced the worker). Likewise a hand-over still running when
+Faust forgets the revoked partitions' offsets would record its acks and read offsets into the
+next generation, where they made the worker skip re-fetched records. So a seek or revocation
+waits for the hand-over in flight, nothing is fetched or handed over while it runs, and what a
+fetch begun before it brought is dropped, after which the consumer seeks back to the committed
+offsets (`_repositioning`). And a handler call is never cancelled half way. It runs as a task the
 loop waits on through `asyncio.shield`, so stopping the fetcher (shutdown, rebalance) lets the
 batch finish and ack; Faust's `wait_empty` then commits it. Cancelling a batch in the middle
 would leave state changes and sent records of events whose offsets are never acked, which the
@@ -36,7 +47,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from time import monotonic
 from typing import Any
 
@@ -57,6 +69,61 @@ class BulkConsumer(AIOKafkaConsumer):
     bulk_handlers: Mapping[str, BulkHandler] = {}  # topic -> handler
     bulk_batch_size: int = 1000
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turns = asyncio.Lock()  # held by a hand-over; a seek or revocation waits for it
+        self._epoch = 0  # bumped when a seek or revocation starts and ends: older fetches are stale
+        self._moving = 0  # seeks and revocations under way: no fetch nor hand-over meanwhile
+        self._settled = asyncio.Event()  # set while nothing is moving
+        self._settled.set()
+        self._stuck: dict[TP, int] = {}  # partitions reported as unable to commit, at offset
+
+    @asynccontextmanager
+    async def _repositioning(self) -> AsyncIterator[None]:
+        """Let the hand-over in flight finish, and start no fetch nor hand-over until the block
+        is over. The lock is not held through the block: a seek waits on the consumer thread,
+        which may itself be waiting for a rebalance callback."""
+        async with self._turns:
+            self._epoch += 1
+            self._moving += 1
+            self._settled.clear()
+        try:
+            yield
+        finally:
+            self._moving -= 1
+            self._epoch += 1
+            if not self._moving:
+                self._settled.set()
+
+    def _stale(self, epoch: int) -> bool:
+        return self._moving > 0 or self._epoch != epoch
+
+    async def perform_seek(self) -> None:
+        async with self._repositioning():
+            await super().perform_seek()
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        async with self._repositioning():
+            await super().on_partitions_revoked(revoked)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's next committable offset, saying so when a hole at the head of the acked
+        offsets blocks it for good (the partition's transaction would time out)."""
+        offset = super()._new_offset(tp)
+        acked = self._acked.get(tp)
+        committed = self._committed_offset.get(tp)
+        if offset is None and acked and committed is not None and min(acked) - committed > 1:
+            if self._stuck.get(tp) != committed:
+                self._stuck[tp] = committed
+                log.error(
+                    "offsets of %s cannot be committed past %d: the first acknowledged offset is "
+                    "%d and nothing in between was delivered",
+                    tp,
+                    committed,
+                    min(acked),
+                )
+        return offset
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Faust's seek after every assignment, plus an explicit seek to the beginning for the
         bulk topics' partitions that have no committed offset yet.
@@ -75,7 +142,9 @@ class BulkConsumer(AIOKafkaConsumer):
             if tp.topic in self.bulk_handlers and (offset is None or offset < 0)
         ]
         if fresh:
-            log.info("no committed offset yet, reading from the beginning: %s", " ".join(map(str, sorted(fresh))))
+            log.info(
+                "no committed offset yet, reading from the beginning: %s", " ".join(map(str, sorted(fresh)))
+            )
             await self._thread.seek_to_beginning(*fresh)
             for tp in fresh:
                 self._read_offset.pop(tp, None)
@@ -86,7 +155,9 @@ class BulkConsumer(AIOKafkaConsumer):
         fetcher_stopped = fetcher._stopped.is_set
         try:
             while not (consumer_stopped() or fetcher_stopped()):
+                await self._settled.wait()
                 self.diag.set_flag(FETCHING)
+                epoch = self._epoch
                 try:
                     records, active = await self._wait_next_records(1.0)
                 finally:
@@ -99,7 +170,11 @@ class BulkConsumer(AIOKafkaConsumer):
                     # rewind, they are fetched again once the flow resumes.
                     await self._seek_back("fetched while flow suspended")
                     continue
-                await self._deliver(records, active)
+                if not await self._deliver(records, active, epoch):
+                    # A seek or revocation came after this fetch began: the records left were
+                    # dropped, and fetched again from the committed offsets (nothing was handed
+                    # over since the seek, or the revocation forgot it).
+                    await self._seek_back("records fetched around a seek or revocation were dropped")
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 log.info("Broker stopped consumer, shutting down...")
@@ -115,19 +190,24 @@ class BulkConsumer(AIOKafkaConsumer):
             raise
 
     async def _seek_back(self, why: str) -> None:
-        log.debug("seek back to committed offsets: %s", why)
+        log.info("seek back to committed offsets: %s", why)
         try:
             await self.perform_seek()
         except Exception as exc:  # noqa: BLE001 - as Faust: the next rebalance seeks anyway
             log.warning("exception performing seek (%s): %r", why, exc)
 
-    async def _deliver(self, records: dict[TP, list[Any]], active: set[TP] | None) -> None:
+    async def _deliver(self, records: dict[TP, list[Any]], active: set[TP] | None, epoch: int) -> bool:
+        """Deliver one fetch; False if bulk records were dropped as stale (see `_hand_over`)."""
         generation = self.app.consumer_generation_id
         monitor = self.app.monitor
         bulk: list[tuple[TP, list[Message]]] = []
+        stale = False
         for tp, batch in records.items():
             if active is not None and tp not in active and tp not in self._buffered_partitions:
                 continue  # paused while the fetch was in flight: aiokafka fetches it again
+            if tp.topic in self.bulk_handlers and self._stale(epoch):
+                stale = True
+                continue
             monitor.track_tp_end_offset(tp, self.highwater(tp))
             fresh = await self._fresh_records(tp, batch)
             if not fresh:
@@ -137,14 +217,18 @@ class BulkConsumer(AIOKafkaConsumer):
                 bulk.append((tp, messages))
             else:
                 if not await self._deliver_one_by_one(tp, messages, generation):
-                    return
+                    return True
+        if stale:
+            return False
         if bulk:
             handlers = self.bulk_handlers
             by_handler: dict[BulkHandler, list[tuple[TP, list[Message]]]] = {}
             for tp, messages in bulk:
                 by_handler.setdefault(handlers[tp.topic], []).append((tp, messages))
             for handler, its_bulk in by_handler.items():
-                await self._deliver_bulk(handler, its_bulk, generation)
+                if not await self._deliver_bulk(handler, its_bulk, generation, epoch):
+                    return False
+        return True
 
     async def _fresh_records(self, tp: TP, batch: list[Any]) -> list[Any]:
         """The records not read yet, recording holes in the offsets as gaps."""
@@ -183,8 +267,8 @@ class BulkConsumer(AIOKafkaConsumer):
         return True
 
     async def _deliver_bulk(
-        self, handler: BulkHandler, bulk: list[tuple[TP, list[Message]]], generation: int
-    ) -> None:
+        self, handler: BulkHandler, bulk: list[tuple[TP, list[Message]]], generation: int, epoch: int
+    ) -> bool:
         """Hand one handler's records over in batches of at most `bulk_batch_size`.
 
         One fetch can hold everything aiokafka prefetched (a megabyte per partition, ~10k
@@ -195,8 +279,8 @@ class BulkConsumer(AIOKafkaConsumer):
         land in the same batch, where the agent orders them by event time; cutting topic by
         topic instead put shipments batches ahead of the orders they ship (thousands of
         spurious business exceptions in the bench). Each batch takes an equal share of every
-        partition number. Between batches a rebalance can stop the rest: it was not tracked
-        yet, and is fetched again after the seek that precedes the flow resuming.
+        partition number. Between batches a rebalance or a seek can stop the rest (False): it
+        was not tracked yet, and is fetched again from the committed offsets.
         """
         by_partition: dict[int, list[list[Message]]] = {}
         for tp, messages in bulk:
@@ -209,7 +293,7 @@ class BulkConsumer(AIOKafkaConsumer):
         size = self.bulk_batch_size
         while pending:
             if not self.flow_active or self.app.consumer_generation_id != generation:
-                return
+                return False
             share = max(1, size // len(pending))
             taken: list[Message] = []
             rest = []
@@ -218,25 +302,33 @@ class BulkConsumer(AIOKafkaConsumer):
                 if start + share < len(stream):
                     rest.append((stream, start + share))
             pending = rest
-            await self._hand_over(handler, taken)
+            if not await self._hand_over(handler, taken, epoch):
+                return False
+        return True
 
-    async def _hand_over(self, handler: BulkHandler, messages: list[Message]) -> None:
+    async def _hand_over(self, handler: BulkHandler, messages: list[Message], epoch: int) -> bool:
+        """Track the records, let the handler process and ack them, and mark them read; False
+        (nothing done) if a seek or revocation came since their fetch began."""
         commit_every = self._commit_every
         if commit_every is not None and self._n_acked >= commit_every:
             self._n_acked = 0
             await self.commit()
-        track = self.track_message
-        last: dict[TP, int] = {}
-        for message in messages:
-            track(message)
-            last[message.tp] = message.offset
-        now = monotonic()
-        inbound = self.app.monitor.stream_inbound_time  # feeds Faust's livelock detector
-        for tp in last:
-            inbound[tp] = now
-        task = asyncio.ensure_future(handler(self, messages))
-        await asyncio.shield(task)  # never cancelled half way (see the module docstring)
-        self._read_offset.update(last)
+        async with self._turns:
+            if self._stale(epoch):
+                return False
+            track = self.track_message
+            last: dict[TP, int] = {}
+            for message in messages:
+                track(message)
+                last[message.tp] = message.offset
+            now = monotonic()
+            inbound = self.app.monitor.stream_inbound_time  # feeds Faust's livelock detector
+            for tp in last:
+                inbound[tp] = now
+            task = asyncio.ensure_future(handler(self, messages))
+            await asyncio.shield(task)  # never cancelled half way (see the module docstring)
+            self._read_offset.update(last)
+        return True
 
 
 def _timestamp(message: Message) -> float:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections import Counter, defaultdict
@@ -47,8 +48,8 @@ def simulate(world: Env, orders: int, seed: int) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def input_counts(world: Env) -> dict[str, int]:
-    """Records per order input topic (high watermarks: the simulator is not transactional)."""
+def input_counts(world: Env, roles: tuple[str, ...] = ORDER_ROLES) -> dict[str, int]:
+    """Records per input topic (high watermarks: the simulator is not transactional)."""
     settings = world.settings
     consumer = Consumer(reader_config(settings))
     try:
@@ -57,7 +58,7 @@ def input_counts(world: Env) -> dict[str, int]:
                 consumer.get_watermark_offsets(TopicPartition(settings.topic(role), p), timeout=10)[1]
                 for p in range(settings.partitions)
             )
-            for role in ORDER_ROLES
+            for role in roles
         }
     finally:
         consumer.close()
@@ -131,12 +132,26 @@ STATUS_VARIES |= {"occurred_at", "emitted_at", "correlation_id", "_offset", "_pa
 # SLA breaches are detected on the wall clock (the simulated traffic is long overdue): their
 # detection times differ between runs; they are checked for exactly-once on their own instead.
 STATUS_VARIES |= {"open_breaches", "closed_breaches"}
-VIEW_VARIES = {"seq", "status", "exceptions", "exceptions_total", "orphan_since", "open_breaches", "closed_breaches"}
+VIEW_VARIES = {
+    "seq",
+    "status",
+    "exceptions",
+    "exceptions_total",
+    "orphan_since",
+    "open_breaches",
+    "closed_breaches",
+}
 ORDER_INDEPENDENT_CODES = {"INVOICE_EXCEEDS_SHIPPED"}  # P2: the outcome is the same
 # raised by the ledger or by its answers: they depend on the interleaving of orders and stock
 ALLOCATION_CODES = {
-    "NEGATIVE_ATP", "UNKNOWN_WAREHOUSE", "STALE_SNAPSHOT", "RELEASE_EXCEEDS_ALLOCATION",
-    "UNKNOWN_ALLOCATION", "ALLOCATION_MISMATCH", "STALE_ALLOCATION", "UNEXPECTED_ALLOCATION",
+    "NEGATIVE_ATP",
+    "UNKNOWN_WAREHOUSE",
+    "STALE_SNAPSHOT",
+    "RELEASE_EXCEEDS_ALLOCATION",
+    "UNKNOWN_ALLOCATION",
+    "ALLOCATION_MISMATCH",
+    "STALE_ALLOCATION",
+    "UNEXPECTED_ALLOCATION",
 }
 
 
@@ -316,7 +331,9 @@ def test_sigkill_while_processing_is_exactly_once(
         ref_exceptions = read_topic(reference.settings, "exceptions", idle=1)
         assert_exactly_once(statuses, exceptions)
         assert_exactly_once(ref_statuses, ref_exceptions)
-        breaches = [(b["order_id"], b["milestone"]) for b in read_topic(kafka_env.settings, "sla-breaches", idle=1)]
+        breaches = [
+            (b["order_id"], b["milestone"]) for b in read_topic(kafka_env.settings, "sla-breaches", idle=1)
+        ]
         assert breaches and len(set(breaches)) == len(breaches), "an SLA breach published twice"
         assert read_topic(kafka_env.settings, "dlq", idle=0.5) == []
 
@@ -414,7 +431,9 @@ def changelog_end(world: Env) -> int:
     consumer = Consumer(reader_config(settings))
     try:
         return sum(
-            consumer.get_watermark_offsets(TopicPartition(f"{settings.app_id}-{table}-changelog", p), timeout=10)[1]
+            consumer.get_watermark_offsets(
+                TopicPartition(f"{settings.app_id}-{table}-changelog", p), timeout=10
+            )[1]
             for table in TABLES
             for p in range(settings.partitions)
         )
@@ -468,3 +487,56 @@ def test_restart_replays_only_the_changelog_tail(kafka_env: Env, workers: Worker
     for w in (w1, w2):
         assert all(s < 5 for s in recovery_seconds(w.log_path.read_text(errors="replace"))), w.name
     assert w1.errors() == [] and w2.errors() == []
+
+
+SLOW_SEEK = '''
+"""Test-only: the committed-offset lookup after each assignment takes SLOW_SEEK_SECONDS more."""
+import asyncio
+import os
+
+from faust.transport.drivers import aiokafka as driver
+
+_seek = driver.Consumer.seek_to_committed
+
+
+async def _slow_seek(self):
+    await asyncio.sleep(float(os.environ["SLOW_SEEK_SECONDS"]))
+    return await _seek(self)
+
+
+driver.Consumer.seek_to_committed = _slow_seek
+'''
+
+
+def input_records(world: Env) -> int:
+    """Records of every input topic the worker reads."""
+    return sum(input_counts(world, (*ORDER_ROLES, "inventory")).values())
+
+
+def test_records_fetched_while_seeking_are_processed_once(
+    kafka_env: Env, workers: WorkerFactory, tmp_path: Path
+) -> None:
+    """Faust resumes the stream partitions before it seeks them to their committed offsets, and
+    the seek waits for the broker: records fetched meanwhile from aiokafka's own position (the
+    beginning, for partitions nothing committed yet) must not be processed, or they are
+    processed again after the seek. With the seek slowed down, every record is processed
+    exactly once and every offset gets committed, the allocation loop's too."""
+    # A first worker leaves committed offsets and a changelog to recover (so that the fetcher
+    # is already running when the next worker seeks), then more records arrive.
+    simulate(kafka_env, 300, 31)
+    first = workers("first").start().wait_ready()
+    wait_processed(kafka_env, [first])
+    first.stop()
+    processed = input_records(kafka_env)
+    simulate(kafka_env, 300, 32)
+    records = input_records(kafka_env) - processed
+    assert records > 2000
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(SLOW_SEEK)
+    slow = workers(
+        "slow", PYTHONPATH=f"{inject}{os.pathsep}{kafka_env.env['PYTHONPATH']}", SLOW_SEEK_SECONDS="5"
+    ).start()
+    wait_processed(kafka_env, [slow], timeout=120)
+    assert events_in(slow) == records
+    assert slow.errors() == []
