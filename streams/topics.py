@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.settings import Settings
@@ -123,4 +124,21 @@ def create_topics(
                 if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise
                 result[name] = "exists"
+        _wait_visible(client, [t.topic for t in new])
     return {name: result[name] for name in wanted}
+
+
+def _wait_visible(client: AdminClient, names: list[str], timeout: float = 15.0) -> None:
+    """Until the broker's metadata lists every partition of the new topics: creation returns
+    once the controller has them, and a client asking the broker right away (an `o2c produce`
+    checking that its topic exists) could be told it does not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = client.list_topics(timeout=10).topics
+        missing = [n for n in names if n not in topics or not topics[n].partitions or topics[n].error]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            reason = f"topics created but not visible after {timeout:.0f} s: {', '.join(missing)}"
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, reason))
+        time.sleep(0.1)
