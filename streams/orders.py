@@ -24,6 +24,7 @@ import heapq
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import faust
@@ -43,7 +44,7 @@ from streams.watch import Watchers
 from tables.allocation import AllocationResult
 from tables.exceptions import BusinessException
 from tables.order import InvalidEvent, OrderState, apply_allocation, apply_event, status_event
-from tables.sla import close_met_breaches, timer_cause
+from tables.sla import apply_under_sla, timer_cause
 
 log = logging.getLogger("o2c.orders")
 
@@ -123,36 +124,39 @@ class OrderAgent(BatchAgent):
             state = self.store.get(partition, key)
             if state is None:  # the inventory answers only lines it was asked about
                 raise InvalidEvent(f"allocation result for unknown order {order_id!r}")
+            apply = partial(apply_allocation, state, result)
         else:
             order_id, at = item["order_id"], item["occurred_at"]
             if sla.observe(partition, at):  # event clock: the stream time moved, check first
                 await sla.check(partition, send, sla.now(partition))
             key = order_id.encode()
             state = self.store.get(partition, key) or OrderState(order_id)
+            apply = partial(apply_event, state, item, now=now)
         sla_now = sla.now(partition)
-        breaches, raised = sla.breach_before(partition, key, state, sla_now)
-        outcome = apply_allocation(state, result) if result is not None else apply_event(state, item, now=now)
+        before = sla.may_be_overdue(partition, key, sla_now)
+        outcome, step = apply_under_sla(state, apply, at, sla.policy, sla.kind, sla_now, check_before=before)
         if outcome.duplicate:
             METRICS.duplicates.inc()
-            if breaches:
-                await self.publish(send, partition, key, state, breaches, raised, timer_cause(state, breaches))
+            if step.before:
+                cause = timer_cause(state, step.before)
+                await self.publish(send, partition, key, state, step.before, step.raised_before, cause)
                 sla.touch(partition, key)
             return
-        closed = close_met_breaches(state, at)
-        more, more_raised = sla.breach(partition, key, state, sla_now)  # created already past due
+        sla.touch(partition, key, step.pending)
+        breaches = step.breaches
         await self.publish(
             send,
             partition,
             key,
             state,
-            breaches + more,
-            raised + outcome.exceptions + more_raised,
-            item if outcome.publish or breaches or more or closed else None,
+            breaches,
+            step.raised_before + outcome.exceptions + step.raised_after,
+            item if outcome.publish or breaches or step.closed else None,
         )
         for message in outcome.allocation:
             await send(self.requests_topic, message.sku.encode(), saga.encode(message), None)
             METRICS.child(METRICS.allocation_messages, message.TYPE, "sent").inc()
-        if outcome.changed or closed:
+        if outcome.changed or step.closed:
             self.store.put(partition, key, state)
 
     async def publish(

@@ -122,22 +122,17 @@ class SlaChecks:
         self.touch(partition, key, pending)
         return records, raised
 
-    def breach_before(
-        self, partition: int, key: bytes, state: OrderState, now: int | None
-    ) -> tuple[list[dict[str, Any]], list[BusinessException]]:
-        """What was overdue before an event is applied to the order. Only the wall clock can
-        have any: the timer runs every few seconds, so an event can arrive between a due time
-        and the next check. With the event clock, every deadline passed by the stream time
-        was breached by the check run when it passed (or right after the change that created
-        it). On the wall clock too the work is skipped while no indexed deadline of the
-        partition has passed and the order is indexed as it is (not changed since the last
-        `sync`)."""
+    def may_be_overdue(self, partition: int, key: bytes, now: int | None) -> bool:
+        """Whether an order can have a deadline overdue before an event is applied to it
+        (`tables.sla.apply_under_sla` looks only then). Only on the wall clock: the timer runs
+        every few seconds, so an event can arrive between a due time and the next check. With
+        the event clock, every deadline passed by the stream time was breached by the check run
+        when it passed (or right after the change that created it). On the wall clock too
+        nothing can be while no indexed deadline of the partition has passed and the order is
+        indexed as it is (not changed since the last `sync`)."""
         if self.kind != "wall" or now is None:
-            return [], []
-        if now <= self.horizon.get(partition, 0) and key not in self.touched.get(partition, ()):
-            return [], []
-        records, raised, _ = breach_due_and_pending(state, self.policy, self.kind, now)
-        return records, raised
+            return False
+        return now > self.horizon.get(partition, 0) or key in self.touched.get(partition, ())
 
     def touch(self, partition: int, key: bytes, deadlines: dict[str, int] | None = None) -> None:
         """The order's state changed: its index entries are rewritten at the next `sync`

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from tables.exceptions import BusinessException, Code
+from tables.order import Outcome
 from tables.order_state import MAX_RECENT_EXCEPTIONS, OrderState
 from tables.status import is_cancelled
 
@@ -414,3 +416,51 @@ def timer_cause(state: OrderState, records: list[dict[str, Any]]) -> dict[str, A
         "occurred_at": first["detected_at"],
         "correlation_id": None,
     }
+
+
+@dataclass
+class SlaStep:
+    """What one input did to an order's SLA record (`apply_under_sla`)."""
+
+    before: list[dict[str, Any]] = field(default_factory=list)  # SlaBreached overdue before it
+    raised_before: list[BusinessException] = field(default_factory=list)
+    closed: list[dict[str, Any]] = field(default_factory=list)  # open breaches it met
+    after: list[dict[str, Any]] = field(default_factory=list)  # deadlines it created already past due
+    raised_after: list[BusinessException] = field(default_factory=list)
+    pending: dict[str, int] | None = None  # deadlines left for the due index; None: recompute
+
+    @property
+    def breaches(self) -> list[dict[str, Any]]:
+        return self.before + self.after
+
+
+def apply_under_sla(
+    state: OrderState,
+    apply: Callable[[], Outcome],
+    at: int,
+    policy: SlaPolicy,
+    clock: ClockKind,
+    now: int | None,
+    *,
+    check_before: bool = True,
+) -> tuple[Outcome, SlaStep]:
+    """Apply one input (`apply`: an event or an allocation result, at business time `at`) to
+    the order under its SLA clocks at `now` (None: the partition has no time yet):
+
+    1. breach what was already overdue, so an input arriving between a due time and the next
+       check does not hide the breach (`check_before=False` when the caller knows nothing can
+       be: the event clock, or no indexed deadline has passed);
+    2. apply the input; a duplicate changes nothing more;
+    3. close the open breaches whose milestone it reached;
+    4. breach the deadlines it created already past due (a backfill).
+    """
+    step = SlaStep()
+    if check_before and now is not None:
+        step.before, step.raised_before, _ = breach_due_and_pending(state, policy, clock, now)
+    outcome = apply()
+    if outcome.duplicate:
+        return outcome, step
+    step.closed = close_met_breaches(state, at)
+    if now is not None:
+        step.after, step.raised_after, step.pending = breach_due_and_pending(state, policy, clock, now)
+    return outcome, step

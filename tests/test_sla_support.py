@@ -17,8 +17,8 @@ from tables.order_state import OrderState
 from tables.sla import (
     ClockKind,
     SlaPolicy,
+    apply_under_sla,
     breach_due,
-    close_met_breaches,
     pending_deadlines,
     timer_cause,
 )
@@ -91,15 +91,12 @@ class SlaPipeline:
         return now if now is not None else -(1 << 62)
 
     def _step(self, state: OrderState, now: int, apply: Any, cause: Any, at: int) -> None:
-        before, before_x = breach_due(state, self.policy, self.kind, now)
-        out = apply()
+        out, step = apply_under_sla(state, apply, at, self.policy, self.kind, now)
         self.inv.send(out.allocation)
         self.raised.extend(out.exceptions)
-        closed = close_met_breaches(state, at)
-        after, after_x = breach_due(state, self.policy, self.kind, now)
-        self.breaches.extend(before + after)
-        self.raised.extend(before_x + after_x)
-        if state.placed_at is not None and (out.publish or before or after or closed):
+        self.breaches.extend(step.breaches)
+        self.raised.extend(step.raised_before + step.raised_after)
+        if state.placed_at is not None and (out.publish or step.breaches or step.closed):
             self.statuses.append(status_event(state, cause, now))
         self._persisted(state)
 
