@@ -1,24 +1,30 @@
-"""The Faust application: wiring of topics, tables, agents and web views from one Settings."""
+"""The worker: a Faust application (web server, lifecycle, services) around the runtime thread
+that consumes, processes and commits (streams/runtime/engine.py), all wired from one Settings."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+from typing import Any
 
 import faust
+from mode import Service
 
-from streams import bulk_consumer, eos
 from streams.codec import Codec
 from streams.inventory import InventoryAgent
 from streams.metrics import METRICS
 from streams.orders import OrderAgent
+from streams.runtime.engine import Runtime
+from streams.runtime.routing import Router
 from streams.settings import Settings
 from streams.topics import client_config, create_topics
-from streams.web import register_views
+from streams.web import json_errors, register_views
 
 log = logging.getLogger("o2c.app")
 
 
-def base_app(settings: Settings) -> faust.App:
+def base_app(settings: Settings, **options: Any) -> faust.App:
     """A Faust app configured from Settings, with nothing wired yet (the benchmark's naive
     baseline is built on the same configuration)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -30,7 +36,6 @@ def base_app(settings: Settings) -> faust.App:
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        table_standby_replicas=settings.standby_replicas,
         web_host=settings.web_host,
         web_port=settings.web_port,
         canonical_url=settings.canonical_url,
@@ -45,6 +50,7 @@ def base_app(settings: Settings) -> faust.App:
         # these settings, and Kubernetes sets WEB_PORT=tcp://... for a Service named "web".
         env_prefix="O2C_FAUST_",
         broker_credentials=broker_credentials(settings),
+        **options,
     )
 
 
@@ -71,27 +77,126 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     return faust.SSLCredentials(context)
 
 
+def member_client_id(settings: Settings) -> str:
+    """The consumer's client id carries the worker's URL: the group's description then says
+    which worker owns which partition (HTTP routing, streams/runtime/routing.py)."""
+    return f"o2c|{settings.canonical_url}"
+
+
+def transactional_id(settings: Settings) -> str:
+    """Stable per worker: a restarted worker fences its previous incarnation and aborts the
+    transaction it left open at once, instead of blocking readers until it times out."""
+    worker = settings.worker_id or re.sub(r"[^A-Za-z0-9._-]+", "-", settings.canonical_url.split("://")[-1])
+    return f"{settings.app_id}-{worker}"
+
+
+def build_runtime(settings: Settings, processors: list[Any], on_fatal: Any) -> Runtime:
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    session_ms = int(settings.session_timeout * 1000)
+    consumer = client_config(
+        settings,
+        **{
+            "group.id": settings.app_id,
+            "client.id": member_client_id(settings),
+            "partition.assignment.strategy": "range",  # co-partitioned topics: one task per partition
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+            "session.timeout.ms": session_ms,
+            "heartbeat.interval.ms": min(int(settings.heartbeat_interval * 1000), session_ms // 3),
+            "max.poll.interval.ms": 600_000,  # a restore runs inside the assignment callback
+            "queued.max.messages.kbytes": 16_384,
+            "fetch.wait.max.ms": 100,
+        },
+    )
+    producer = client_config(
+        settings,
+        **{
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,
+            "compression.type": "lz4",
+            "partitioner": "murmur2_random",  # as every producer of the pipeline (partitioner.py)
+        },
+    )
+    if exactly_once:
+        producer["transactional.id"] = transactional_id(settings)
+        producer["transaction.timeout.ms"] = int(settings.transaction_timeout * 1000)
+    return Runtime(
+        processors,
+        consumer_config=consumer,
+        producer_config=producer,
+        restore_config=client_config(settings),
+        exactly_once=exactly_once,
+        commit_interval=settings.commit_interval,
+        batch_size=settings.batch_size,
+        on_fatal=on_fatal,
+    )
+
+
+class RuntimeService(Service):
+    """Runs the runtime thread for as long as the worker runs."""
+
+    def __init__(self, app: faust.App, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.runtime = runtime
+
+    async def on_start(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def fatal(exc: BaseException) -> None:
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.app.crash(exc)))
+
+        self.runtime.on_fatal = fatal
+        self.runtime.start()
+
+    async def on_stop(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.runtime.stop)
+
+
+class Worker:
+    """Everything one worker runs, for the web views and tests."""
+
+    def __init__(self, settings: Settings, app: faust.App) -> None:
+        self.settings = settings
+        self.app = app
+        codec = Codec(settings)
+        self.orders = OrderAgent(settings, codec, self._notify)
+        self.inventory = InventoryAgent(settings, codec)
+        self.runtime = build_runtime(settings, [self.orders, self.inventory], on_fatal=lambda exc: None)
+        self.router = Router(settings, self.runtime, client_config(settings))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        from streams.watch import Watchers
+
+        self.watchers = Watchers()
+
+    def _notify(self, order_id: str) -> None:
+        """From the runtime thread: wake HTTP long-polls waiting on the order."""
+        loop = self._loop
+        if loop is not None and self.watchers.waiting(order_id):
+            loop.call_soon_threadsafe(self.watchers.notify, order_id)
+
+
 def create_app(settings: Settings) -> faust.App:
     """Build a fully wired app; nothing global, so tests can build several side by side."""
-    app = base_app(settings)
-    if settings.processing_guarantee == "exactly_once":
-        eos.install(app, client_config(settings))
-    gate = eos.CommitGate(app)
-    codec = Codec(settings)
-    orders = OrderAgent(app, settings, codec, gate)
-    inventory = InventoryAgent(app, settings, codec, gate)
-    if settings.bulk_consumer:
-        handlers = orders.bulk_handlers() | inventory.bulk_handlers()
-        bulk_consumer.install(app, handlers, batch_size=settings.batch_size)
+    app = base_app(settings, web_application_options={"middlewares": [json_errors]})
+    # Faust runs the web server and our services; consumption, processing and commits are the
+    # runtime's (docs/runtime.md), so Faust's own Kafka consumer and producer never start.
+    app.producer_only = True
+    app.boot_strategy = app.BootStrategy(app, enable_kafka=False)
+    worker = Worker(settings, app)
+    app.o2c = worker  # type: ignore[attr-defined]
 
     @app.task
-    async def start() -> None:
-        """Put the commit gate in place before any event is acknowledged."""
-        gate.install()
+    async def remember_loop() -> None:
+        worker._loop = asyncio.get_running_loop()
 
-    register_views(app, settings, orders, inventory)
-    METRICS.orders_by_status.source = orders.status_counts.totals
-    app.on_rebalance_complete.connect(record_recovery_time)
+    app.service(RuntimeService(app, worker.runtime))
+    register_views(app, settings, worker)
+    METRICS.orders_by_status.source = worker.orders.status_counts.totals
     if settings.sink_names:  # downstream of the status topic; see docs/sinks.md
         from streams.sink_runner import SinkService
 
@@ -99,18 +204,9 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-async def record_recovery_time(sender: faust.App, **kwargs: object) -> None:
-    """`o2c_table_recovery_seconds`: Faust recovers all tables' active partitions together."""
-    recovery = sender.tables.recovery
-    started, ended = recovery._recovery_started_at, recovery._recovery_ended_at
-    if started is not None and ended is not None and ended >= started:
-        for table in sender.tables.values():
-            METRICS.child(METRICS.table_recovery, table.name).set(ended - started)
-
-
 def run_worker(settings: Settings) -> int:
     """Run one worker in the foreground until SIGTERM/SIGINT. The topics are created first:
-    Faust subscribes only to topics that exist when the group forms."""
+    the consumer subscribes to topics that exist."""
     create_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), redirect_stdouts=False)

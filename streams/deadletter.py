@@ -4,7 +4,7 @@ and where the record came from, so `o2c dlq replay` can put it back once fixed."
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from streams.metrics import METRICS
@@ -27,9 +27,7 @@ def dead_letter_headers(message: Any, error: Exception) -> list[tuple[str, bytes
     ]
 
 
-async def dead_letter(
-    send: Callable[..., Awaitable[Any]], settings: Settings, message: Any, error: Exception
-) -> None:
+def dead_letter(send: Callable[..., Any], settings: Settings, message: Any, error: Exception) -> None:
     """Send `message` to the dead-letter topic with the reason; the pipeline keeps going."""
     topic = message.topic
     role = topic[len(settings.topic_prefix) :] if topic.startswith(settings.topic_prefix) else topic
@@ -42,4 +40,4 @@ async def dead_letter(
         error,
     )
     METRICS.dead_letters.labels(role, type(error).__name__).inc()
-    await send(settings.topic("dlq"), message.key, message.value, None, dead_letter_headers(message, error))
+    send(settings.topic("dlq"), message.key, message.value, None, dead_letter_headers(message, error))

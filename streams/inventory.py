@@ -2,11 +2,11 @@
 side (both keyed by SKU), applied to one `SkuState` per SKU (tables.inventory) kept in a RocksDB
 table.
 
-Per batch, under the commit gate (as the order agent, streams/orders.py):
+Per batch of one partition's records (as the order agent, streams/orders.py):
   decode -> apply_inventory_event / apply_order_message -> send allocation results (to the
   orders, keyed by order_id), AtpChanged (o2c.atp, keyed by SKU), business exceptions
   (NEGATIVE_ATP...) and dead letters -> remember the state.
-Every record joins the transaction of the partition its input came from, so the loop
+Every record joins the worker's transaction together with the offsets of its input, so the loop
 order -> request -> inventory -> result -> order is exactly once hop by hop.
 """
 
@@ -16,13 +16,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import faust
-
 from streams import saga
-from streams.batch_agent import BatchAgent, SendFor, record_key
+from streams.batch_agent import BatchAgent, record_key
 from streams.codec import Codec, CodecError
 from streams.deadletter import dead_letter
-from streams.eos import CommitGate, acting_for
 from streams.flat import to_flat
 from streams.metrics import METRICS
 from streams.orders import KeyMismatch
@@ -41,30 +38,29 @@ log = logging.getLogger("o2c.inventory")
 class InventoryAgent(BatchAgent):
     name = "o2c.inventory"
 
-    def __init__(self, app: faust.App, settings: Settings, codec: Codec, gate: CommitGate) -> None:
+    def __init__(self, settings: Settings, codec: Codec) -> None:
         topics = {settings.topic("inventory"): "inventory", saga.requests_topic(settings): saga.REQUESTS}
-        super().__init__(app, settings, gate, topics)
+        super().__init__(settings, topics)
         self.codec = codec
         self.atp_topic = settings.topic("atp")
         self.exceptions_topic = settings.topic("exceptions")
         self.results_topic = saga.results_topic(settings)
-        self.table, self.store = self.raw_table(
-            "inventory", "SkuState bytes by sku", SkuState.from_bytes, SkuState.to_bytes
-        )
+        self.store = self.new_store("inventory", SkuState.from_bytes, SkuState.to_bytes)
 
-    async def handle(self, batch: Sequence[faust.EventT], send_for: SendFor) -> None:
-        # Records stay in delivery order: the bulk consumer already merged the two topics of a
-        # partition by record time, and the ledger's FCFS rule uses acceptance times, not
-        # arrival order across topics.
-        for event in batch:
-            send = send_for(event)
-            with acting_for(event):
+    def process(self, records: Sequence[Any], out: Any) -> None:
+        # Records stay in delivery order: the runtime merged the two topics of a partition by
+        # record time, and the ledger's FCFS rule uses acceptance times, not arrival order
+        # across topics.
+        send = out.send
+        mutex = self.store.mutex
+        for record in records:
+            with mutex:
                 try:
-                    await self.apply(send, event.message)
+                    self.apply(send, record)
                 except (InvalidEvent, CodecError) as exc:
-                    await dead_letter(send, self.settings, event.message, exc)
+                    dead_letter(send, self.settings, record, exc)
 
-    async def apply(self, send: Any, message: Any) -> None:
+    def apply(self, send: Any, message: Any) -> None:
         role = self.role_of_topic[message.topic]
         key = record_key(message)
         if role == saga.REQUESTS:
@@ -94,14 +90,14 @@ class InventoryAgent(BatchAgent):
             return
         for exc in outcome.exceptions:
             exc_key = (exc.order_id or sku).encode()
-            await send(self.exceptions_topic, exc_key, self.codec.encode("exceptions", exc.to_dict()), None)
+            send(self.exceptions_topic, exc_key, self.codec.encode("exceptions", exc.to_dict()), None)
             METRICS.child(METRICS.business_exceptions, exc.code).inc()
             log.debug("business exception sku=%s order_id=%s code=%s: %s", sku, exc.order_id, exc.code, exc.detail)
         for result in outcome.results:
-            await send(self.results_topic, result.order_id.encode(), saga.encode(result), None)
+            send(self.results_topic, result.order_id.encode(), saga.encode(result), None)
             METRICS.child(METRICS.allocation_messages, result.TYPE, "sent").inc()
         for atp in outcome.atp:
-            await send(self.atp_topic, raw_key, self.codec.encode("atp", atp.to_dict()), None)
+            send(self.atp_topic, raw_key, self.codec.encode("atp", atp.to_dict()), None)
         if outcome.atp:
             METRICS.atp_changes.inc(len(outcome.atp))
         if outcome.changed:

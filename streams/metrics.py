@@ -34,6 +34,9 @@ class Metrics:
     sink_delivery_seconds: Histogram = field(init=False)
     sla_checks: Counter = field(init=False)
     sla_index_reads: Counter = field(init=False)
+    commit_seconds: Histogram = field(init=False)
+    record_to_commit: Histogram = field(init=False)
+    aborted_transactions: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -86,6 +89,21 @@ class Metrics:
             ["agent"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "o2c_commit_seconds",
+            "One commit: changelog flush, offsets and outputs committed in one transaction",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.record_to_commit = Histogram(
+            "o2c_record_to_commit_seconds",
+            "An input record's timestamp (produce time) to the commit that made its outputs visible",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.aborted_transactions = Counter(
+            "o2c_aborted_transactions", "Transactions aborted (their input is processed again)", registry=r
         )
         self.table_recovery = Gauge(
             "o2c_table_recovery_seconds",

@@ -2,11 +2,11 @@
 and the allocation results of the inventory side, joined into one `OrderState` per order
 (tables.order) kept in a RocksDB table.
 
-Per batch, under the commit gate:
+Per batch of one partition's records (the runtime, streams/runtime/engine.py, hands them over in
+record-time order and commits them, with everything they caused, in one transaction):
   decode -> apply_event / apply_allocation -> send exceptions / status events / allocation
   messages / dead letters -> remember the state.
-States are written once per key per commit by the write-behind store (streams/state_store.py),
-and every record this batch sends joins the transaction of the partition its event came from.
+States reach the changelog and RocksDB once per key per commit (streams/runtime/store.py).
 A status event is sent per changing event (not per batch), so `seq` is 1, 2, 3... per order
 whatever the batching. Allocation requests, releases and stock issues go to the inventory agent
 keyed by SKU (streams/saga.py), which answers with allocation results keyed by order_id.
@@ -14,8 +14,8 @@ keyed by SKU (streams/saga.py), which answers with allocation results keyed by o
 SLAs (SPEC §6, docs/sla.md): around each change the order's overdue deadlines are breached
 (before the event, so a milestone reached late first breaches, then closes late; and after it,
 for deadlines that were already past when created). Other orders' deadlines are found by the
-partition checks of streams/sla.py: on a timer (wall clock) or when an event advances the
-partition's stream time (event clock, before that event is applied).
+partition checks of streams/sla.py: on the runtime's timer (wall clock) or when an event advances
+the partition's stream time (event clock, before that event is applied).
 """
 
 from __future__ import annotations
@@ -23,24 +23,19 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
-import faust
-from faust.types import TP
-
 from streams import saga
-from streams.batch_agent import BatchAgent, Delivery, SendFor, record_key
+from streams.batch_agent import BatchAgent, record_key
 from streams.codec import Codec, CodecError
 from streams.deadletter import dead_letter
-from streams.eos import CommitGate, acting_for
 from streams.flat import to_flat
 from streams.metrics import METRICS
 from streams.settings import Settings
 from streams.sla import SlaChecks
 from streams.status_counts import StatusCounts
-from streams.watch import Watchers
 from tables.allocation import AllocationResult
 from tables.exceptions import BusinessException
 from tables.order import InvalidEvent, OrderState, apply_allocation, apply_event, status_event
@@ -50,6 +45,8 @@ log = logging.getLogger("o2c.orders")
 
 ORDER_ROLES = ("orders", "shipments", "payments")
 
+Send = Callable[..., None]
+
 
 class KeyMismatch(CodecError):
     """The record's key differs from the key field of its event: it sits on the wrong partition."""
@@ -58,44 +55,60 @@ class KeyMismatch(CodecError):
 class OrderAgent(BatchAgent):
     name = "o2c.orders"
 
-    def __init__(self, app: faust.App, settings: Settings, codec: Codec, gate: CommitGate) -> None:
+    def __init__(self, settings: Settings, codec: Codec, notify: Callable[[str], None] | None = None) -> None:
         topics = {settings.topic(role): role for role in ORDER_ROLES}
         topics[saga.results_topic(settings)] = saga.RESULTS
-        super().__init__(app, settings, gate, topics)
+        super().__init__(settings, topics)
         self.codec = codec
-        self.watchers = Watchers()
+        self.notify = notify or (lambda order_id: None)
         self.status_topic = settings.topic("order-status")
         self.exceptions_topic = settings.topic("exceptions")
         self.breaches_topic = settings.topic("sla-breaches")
         self.requests_topic = saga.requests_topic(settings)
-        self.table, self.store = self.raw_table(
-            "orders", "OrderState bytes by order_id", OrderState.from_bytes, OrderState.to_bytes
-        )
+        self.store = self.new_store("orders", OrderState.from_bytes, OrderState.to_bytes)
         self.status_counts = StatusCounts(self.store)
-        self.sla = SlaChecks(app, settings, gate, self.store, self.breach_overdue)
+        self.sla = SlaChecks(settings, self.store, self.breach_overdue)
+        if self.sla.stream_times is not None:
+            self.stores.append(self.sla.stream_times)
         if settings.sla_clock == "wall":
+            self.punctuate_interval = settings.sla_check_interval
 
-            @app.timer(settings.sla_check_interval, name="o2c.sla-check")
-            async def sla_check() -> None:
-                await self.sla.tick(self.partition_sender, self.flush_partition_sends, self.source_tp)
+    # ------------------------------------------------------------------ runtime callbacks
 
-    async def handle(self, batch: Sequence[faust.EventT], send_for: SendFor) -> None:
+    def process(self, records: Sequence[Any], out: Any) -> None:
         now = int(time.time() * 1000)
-        decoded: list[tuple[faust.EventT, Any]] = []
-        for event in batch:
+        send = out.send
+        decoded: list[tuple[Any, Any]] = []
+        for record in records:
             try:
-                decoded.append((event, self.decode(event.message)))
+                decoded.append((record, self.decode(record)))
             except CodecError as exc:
-                with acting_for(event):
-                    await dead_letter(send_for(event), self.settings, event.message, exc)
-        for event, item in in_event_time_order(decoded):
-            send = send_for(event)
-            with acting_for(event):
+                dead_letter(send, self.settings, record, exc)
+        mutex = self.store.mutex
+        for record, item in in_event_time_order(decoded):
+            with mutex:
                 try:
-                    await self.apply(send, event.message.partition, item, now)
+                    self.apply(send, record.partition, item, now)
                 except InvalidEvent as exc:
-                    await dead_letter(send, self.settings, event.message, exc)
+                    dead_letter(send, self.settings, record, exc)
         self.sla.sync()
+
+    def assigned(self, partitions: set[int]) -> None:
+        self.status_counts.invalidate()
+        self.sla.open(partitions)
+
+    def revoked(self, partitions: set[int]) -> None:
+        self.status_counts.invalidate()
+        self.sla.close(partitions)
+
+    def punctuate(self, out: Any) -> None:
+        """The wall-clock SLA check of every active partition (in the open transaction)."""
+        self.sla.tick(out.send)
+
+    def committed(self) -> None:
+        self.sla.mark_covered()
+
+    # ------------------------------------------------------------------ one event
 
     def decode(self, message: Any) -> dict[str, Any] | AllocationResult:
         """A flat input event, or an AllocationResult from the inventory side."""
@@ -115,7 +128,7 @@ class OrderAgent(BatchAgent):
             raise KeyMismatch(f"record key {key!r} does not match order_id {order_id!r}")
         return item
 
-    async def apply(self, send: Any, partition: int, item: dict[str, Any] | AllocationResult, now: int) -> None:
+    def apply(self, send: Send, partition: int, item: dict[str, Any] | AllocationResult, now: int) -> None:
         sla = self.sla
         result = item if isinstance(item, AllocationResult) else None
         if result is not None:
@@ -128,7 +141,7 @@ class OrderAgent(BatchAgent):
         else:
             order_id, at = item["order_id"], item["occurred_at"]
             if sla.observe(partition, at):  # event clock: the stream time moved, check first
-                await sla.check(partition, send, sla.now(partition))
+                sla.check(partition, send, sla.now(partition))
             key = order_id.encode()
             state = self.store.get(partition, key) or OrderState(order_id)
             apply = partial(apply_event, state, item, now=now)
@@ -139,12 +152,12 @@ class OrderAgent(BatchAgent):
             METRICS.duplicates.inc()
             if step.before:
                 cause = timer_cause(state, step.before)
-                await self.publish(send, partition, key, state, step.before, step.raised_before, cause)
+                self.publish(send, partition, key, state, step.before, step.raised_before, cause)
                 sla.touch(partition, key)
             return
         sla.touch(partition, key, step.pending)
         breaches = step.breaches
-        await self.publish(
+        self.publish(
             send,
             partition,
             key,
@@ -154,14 +167,14 @@ class OrderAgent(BatchAgent):
             item if outcome.publish or breaches or step.closed else None,
         )
         for message in outcome.allocation:
-            await send(self.requests_topic, message.sku.encode(), saga.encode(message), None)
+            send(self.requests_topic, message.sku.encode(), saga.encode(message), None)
             METRICS.child(METRICS.allocation_messages, message.TYPE, "sent").inc()
         if outcome.changed or step.closed:
             self.store.put(partition, key, state)
 
-    async def publish(
+    def publish(
         self,
-        send: Any,
+        send: Send,
         partition: int,
         key: bytes,
         state: OrderState,
@@ -173,19 +186,19 @@ class OrderAgent(BatchAgent):
         event when `cause` is given and the order is placed. Breaches change the state: it
         is remembered here when there are any."""
         for record in breaches:
-            await send(self.breaches_topic, key, self.codec.encode("sla-breaches", record), None)
+            send(self.breaches_topic, key, self.codec.encode("sla-breaches", record), None)
             METRICS.child(METRICS.sla_breaches, record["milestone"]).inc()
             log.debug("SLA breach order_id=%s milestone=%s", state.order_id, record["milestone"])
         for exc in exceptions:
             record = exc.to_dict()
-            await send(self.exceptions_topic, key, self.codec.encode("exceptions", record), None)
+            send(self.exceptions_topic, key, self.codec.encode("exceptions", record), None)
             METRICS.child(METRICS.business_exceptions, exc.code).inc()
             log.debug("business exception order_id=%s code=%s: %s", state.order_id, exc.code, exc.detail)
         if cause is not None and state.placed_at is not None:
             previous = state.last_status
             emitted_at = int(time.time() * 1000)
             record = status_event(state, cause, emitted_at=emitted_at)
-            await send(self.status_topic, key, self.codec.encode("order-status", record), None)
+            send(self.status_topic, key, self.codec.encode("order-status", record), None)
             status = record["status"]
             METRICS.child(METRICS.status_changes, status).inc()
             METRICS.event_to_status.observe(max(emitted_at - record["occurred_at"], 0) / 1000)
@@ -195,42 +208,18 @@ class OrderAgent(BatchAgent):
                 log.debug(
                     "order_id=%s status %s -> %s seq=%d", state.order_id, previous, record["status"], record["seq"]
                 )
-            self.watchers.notify(state.order_id)
+            self.notify(state.order_id)
         if breaches:
             self.store.put(partition, key, state)
 
-    async def breach_overdue(self, send: Any, partition: int, key: bytes, state: OrderState, now: int) -> bool:
+    def breach_overdue(self, send: Send, partition: int, key: bytes, state: OrderState, now: int) -> bool:
         """For an SLA check: breach and publish what is overdue in the order's state."""
-        breaches, raised = self.sla.breach(partition, key, state, now)
-        if not breaches:
-            return False
-        await self.publish(send, partition, key, state, breaches, raised, timer_cause(state, breaches))
+        with self.store.mutex:
+            breaches, raised = self.sla.breach(partition, key, state, now)
+            if not breaches:
+                return False
+            self.publish(send, partition, key, state, breaches, raised, timer_cause(state, breaches))
         return True
-
-    # ------------------------------------------------------------------ timer-driven sends
-
-    def source_tp(self, partition: int) -> TP:
-        """The source partition a check of table partition `partition` acts for: an order
-        input topic partition of the same number (same transaction as its events)."""
-        return TP(self.settings.topic(ORDER_ROLES[0]), partition)
-
-    def partition_sender(self, partition: int) -> Any:
-        """`send` for records of a check of `partition`, in that partition's transaction."""
-        tp = self.source_tp(partition)
-        if self.sends is not None:
-            return self.sends.for_source(tp)
-        acting = Delivery(_SourceMessage(tp))
-
-        async def send(topic: str, key: bytes | None, value: bytes | None, partition: int | None,
-                       headers: Any = None) -> Any:
-            with acting_for(acting):  # type: ignore[arg-type]
-                return await (await self.gate.sender())(topic, key, value, partition, headers)
-
-        return send
-
-    async def flush_partition_sends(self) -> None:
-        if self.sends is not None:
-            await self.sends.flush()
 
     # ------------------------------------------------------------------ queries
 
@@ -238,31 +227,22 @@ class OrderAgent(BatchAgent):
         return self.store.lookup(order_id.encode())
 
 
-class _SourceMessage:
-    """What Faust's transaction routing reads of an event's message: its source partition."""
-
-    def __init__(self, tp: TP) -> None:
-        self.tp, self.topic, self.partition = tp, tp.topic, tp.partition
-
-
 def occurred_at(item: tuple[Any, dict[str, Any] | AllocationResult]) -> int:
     value = item[1]
     return value.occurred_at if isinstance(value, AllocationResult) else value["occurred_at"]
 
 
-def in_event_time_order(
-    decoded: Sequence[tuple[faust.EventT, Any]],
-) -> Iterator[tuple[faust.EventT, Any]]:
-    """Per partition, merge the three topics' records by `occurred_at`, keeping each topic's order.
+def in_event_time_order(decoded: Sequence[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+    """Per partition, merge the topics' records by `occurred_at`, keeping each topic's order.
 
-    Faust hands over records topic chunk by topic chunk, so after a restart or under lag a batch
-    can hold an order's invoice ahead of the shipment it bills. Choosing the record with the
-    lowest event time next, as Kafka Streams does within a task, applies them in business order
-    whenever both are in the batch (each source's own order is never changed).
+    Records arrive merged by record (produce) time; an order's invoice can still come ahead of
+    the shipment it bills when the source systems published them in that order. Choosing the
+    record with the lowest business time next applies them in business order whenever both are
+    in the batch (each source's own order is never changed).
     """
-    runs: dict[int, dict[str, list[tuple[faust.EventT, dict[str, Any]]]]] = {}
+    runs: dict[int, dict[str, list[tuple[Any, Any]]]] = {}
     for item in decoded:
-        message = item[0].message
+        message = item[0]
         runs.setdefault(message.partition, {}).setdefault(message.topic, []).append(item)
     for topics in runs.values():
         if len(topics) == 1:

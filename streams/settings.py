@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
     app_id: str = Field(
         "o2c-streams",
-        description="Faust application id: consumer group and internal topic prefix.",
+        description="Application id: consumer group, transactional id and internal topic prefix.",
     )
     web_host: str = Field("127.0.0.1", description="Interface the worker's HTTP API binds to.")
     web_port: int = Field(6066, description="Port of the worker's HTTP API.")
@@ -51,13 +51,23 @@ class Settings(BaseSettings):
         "format instead of Avro single-object encoding. `mock://` works for tests.",
     )
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
-        "exactly_once", description="Faust processing guarantee."
+        "exactly_once", description="Processing guarantee (docs/runtime.md)."
     )
     standby_replicas: int = Field(
-        1, ge=0, description="Standby replicas of each table partition kept by other workers."
+        1, ge=0, description="Standby replicas of each table partition kept by other workers "
+        "(docs/runtime.md: not kept by this release's runtime; a moving key answers 503 until restored)."
     )
     commit_interval: float = Field(
-        1.0, gt=0, description="Seconds between commits (each commit is one Kafka transaction)."
+        0.1, gt=0, description="Longest time (s) between commits; each commit is one Kafka transaction "
+        "and makes the outputs visible. The worker commits sooner when it has nothing left to process."
+    )
+    transaction_timeout: float = Field(
+        10.0, gt=0, description="Kafka transaction timeout (s): how long the outputs of a worker that "
+        "died without restarting can hold up read_committed readers."
+    )
+    worker_id: str | None = Field(
+        None, description="Stable name of this worker (its transactional id); default from the "
+        "canonical URL's host and port. Two running workers must never share one."
     )
     session_timeout: float = Field(
         10.0, gt=0, description="Consumer group session timeout (s): how soon a dead worker's "
@@ -67,15 +77,7 @@ class Settings(BaseSettings):
     state_cache_entries: int = Field(
         50_000, ge=0, description="Decoded order states kept in memory across commits."
     )
-    batch_size: int = Field(1000, ge=1, description="Most events the order agent takes per batch.")
-    batch_window: float = Field(
-        0.05, gt=0, description="Seconds the order agent waits to fill a batch."
-    )
-    bulk_consumer: bool = Field(
-        True,
-        description="Hand the order topics' records to the order agent a fetch at a time, "
-        "bypassing Faust's per-record delivery (false: a plain Faust agent).",
-    )
+    batch_size: int = Field(1000, ge=1, description="Most records an agent takes per batch.")
     sla_policy_path: Path | None = Field(
         None,
         description="TOML file of SLA due times per milestone, overridden per channel and "

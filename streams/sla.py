@@ -4,53 +4,46 @@ how a breach found by a timer still leaves exactly once.
 The pure rules are in tables/sla.py, the index in streams/due_index.py; docs/sla.md explains the
 design. Here:
 
-- **Only active partitions.** Faust runs timers on every worker, standbys included. A
-  partition's due index is opened once its table partition is recovered and the worker owns
-  it actively (`on_rebalance_complete`, before its events flow), and closed when revoked.
-  Only open, ready indexes are checked, so a standby never publishes.
+- **Only active partitions.** The runtime calls `open` for the partitions assigned to this worker
+  (after their stores are restored, before their first record) and `close` when they are revoked.
+  Only open, ready indexes are checked.
 - **Index lifecycle.** On assignment the index is trusted only if its covered offset equals
-  the table partition's persisted changelog offset; otherwise it is rebuilt from the stored
-  states (in chunks, yielding to the event loop). After each commit that leaves a partition
-  nothing uncommitted, the index is marked as covering that offset; any later write removes
-  the mark, so an index that ran ahead of the committed states (crash, revocation) is rebuilt.
+  the table partition's persisted changelog position; otherwise it is rebuilt from the stored
+  states. After each commit that leaves a partition nothing uncommitted, the index is marked as
+  covering that position; any later write removes the mark, so an index that ran ahead of the
+  committed states (crash, aborted transaction) is rebuilt.
 - **Changes reach the index once per key per batch** (`touch`, then `sync`): before each
   check and at the end of every batch, the touched orders are rescheduled from their states.
-- **Clocks.** `wall`: a timer checks every `O2C_SLA_CHECK_INTERVAL` seconds. `event`: the
-  order agent checks a partition inline when an input event advances its stream time, before
-  applying the event. Stream time is persisted per partition in the `sla-stream-time` table,
+- **Clocks.** `wall`: the runtime's timer checks every `O2C_SLA_CHECK_INTERVAL` seconds. `event`:
+  the order agent checks a partition inline when an input event advances its stream time, before
+  applying the event. Stream time is persisted per partition in the `sla-stream-time` store,
   in the same transactions as the states, so a restart resumes it exactly.
-- **Exactly once without an input event.** A timer check holds the commit gate, sends its
-  records through the transactional producer of the partition it checks (the source TP is an
-  order input topic partition of the same number: one transaction per partition number) and
-  tells the gate it owes that transaction a commit (`CommitGate.owe`): Faust would only commit
-  transactions whose input offsets moved. The breach itself is recorded in the order state
-  (`record_breach`), written to the changelog in that same transaction.
+- **Exactly once without an input event.** A timer check runs on the runtime thread between
+  batches; its records join the worker's open transaction, committed with the next commit like
+  any other output. The breach itself is recorded in the order state (`record_breach`), written
+  to the changelog in that same transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import faust
-from faust.types import TP
-
 from streams.due_index import DEFAULT_LIMIT, DueIndex, DueIndexes, StreamClock
-from streams.eos import CommitGate
 from streams.metrics import METRICS
+from streams.runtime.store import PartitionedStore
 from streams.settings import Settings
-from streams.state_store import WriteBehindStore, raw_store
 from tables.exceptions import BusinessException
 from tables.order_state import OrderState
 from tables.sla import MILESTONES, breach_due_and_pending, pending_deadlines
 
 log = logging.getLogger("o2c.sla")
 
-Send = Callable[..., Awaitable[Any]]
-OnDue = Callable[[Send, int, bytes, OrderState, int], Awaitable[bool]]
+Send = Callable[..., None]
+OnDue = Callable[[Send, int, bytes, OrderState, int], bool]
 
 _RANK = {m: i for i, m in enumerate(MILESTONES)}
 _STREAM_TIME_KEY = b"stream-time"
@@ -58,21 +51,13 @@ _REBUILD_CHUNK = 5_000
 
 
 
+
 class SlaChecks:
     """The due indexes, clock and checks of the order table's actively owned partitions."""
 
-    def __init__(
-        self,
-        app: faust.App,
-        settings: Settings,
-        gate: CommitGate,
-        store: WriteBehindStore[OrderState],
-        on_due: OnDue,
-    ) -> None:
+    def __init__(self, settings: Settings, store: PartitionedStore[OrderState], on_due: OnDue) -> None:
         """`on_due(send, partition, key, state, now)`: breach what is overdue in the order's
         state and publish it; True when the state changed (the order agent does this)."""
-        self.app = app
-        self.gate = gate
         self.store = store
         self.on_due = on_due
         self.policy = settings.sla_policy
@@ -83,18 +68,16 @@ class SlaChecks:
         # orders changed since their last `sync` -> their pending deadlines, None: recompute
         self.touched: dict[int, dict[bytes, dict[str, int] | None]] = {}
         self.horizon: dict[int, float] = {}  # no indexed deadline of the partition is earlier
-        self.generation = 0  # bumped by each revocation: an unfinished rebuild stops
-        self.stream_times: WriteBehindStore[int] | None = None
-        if self.kind == "event":
-            self.stream_times = raw_store(
-                app, gate, "sla-stream-time",
-                "SLA stream time (highest occurred_at applied) per order table partition",
-                partitions=settings.partitions, decode=int, encode=lambda v: str(v).encode(),
+        self.stream_times: PartitionedStore[int] | None = None
+        if self.kind == "event":  # stream time (highest occurred_at applied) per partition
+            self.stream_times = PartitionedStore(
+                "sla-stream-time",
+                settings.internal_topic("sla-stream-time-changelog"),
+                settings.data_dir / settings.app_id / "state" / "sla-stream-time",
+                decode=int,
+                encode=lambda v: str(v).encode(),
+                partition_of=lambda key: 0,  # read and written by partition only
             )
-        app.on_rebalance_complete.connect(self._on_rebalance_complete)
-        app.on_partitions_revoked.connect(self._on_revoked)
-        app.on_before_shutdown.connect(self._on_shutdown)
-        gate.after_commit.append(self.mark_covered)
 
     # ------------------------------------------------------------------ per event
 
@@ -163,7 +146,7 @@ class SlaChecks:
 
     # ------------------------------------------------------------------ checks
 
-    async def check(self, partition: int, send: Send, now: int | None) -> bool:
+    def check(self, partition: int, send: Send, now: int | None) -> bool:
         """Breach what the partition's index says is due at `now` (each state re-checked);
         True when a state changed (records were sent). A scan returns at most
         `DEFAULT_LIMIT` deadlines; the event clock scans again until all are done (its next
@@ -180,7 +163,7 @@ class SlaChecks:
             for order_id in dict.fromkeys(order_id for order_id, _, _ in due):
                 key = order_id.encode()
                 state = self.store.get(partition, key)
-                if state is not None and await self.on_due(send, partition, key, state, now):
+                if state is not None and self.on_due(send, partition, key, state, now):
                     changed = True
                 self.touch(partition, key)  # reschedules: drops the entries just found
             self.sync(partition)
@@ -189,23 +172,11 @@ class SlaChecks:
                 self.horizon[partition] = float("inf") if next_due is None else next_due
                 return changed
 
-    async def tick(self, sends: Callable[[int], Send], flush: Callable[[], Awaitable[None]],
-                   source: Callable[[int], TP]) -> None:
-        """The wall-clock timer: check every ready partition under the commit gate; the
-        transactions of partitions that changed are owed a commit."""
-        if not self.ready or self.app.rebalancing:
-            return
-        async with self.gate.processing():
-            if self.gate.failure is not None:
-                return
-            try:
-                for partition in sorted(self.ready):
-                    if await self.check(partition, sends(partition), self.clock.now(partition)):
-                        self.gate.owe(source(partition))
-                await flush()
-            except BaseException as exc:
-                self.gate.poison(exc)  # half a check must never be committed
-                raise
+    def tick(self, send: Send) -> None:
+        """The wall-clock timer: check every ready partition (on the runtime thread, between
+        batches; the records join the open transaction)."""
+        for partition in sorted(self.ready):
+            self.check(partition, send, self.clock.now(partition))
 
     # ------------------------------------------------------------------ open breaches
 
@@ -217,9 +188,9 @@ class SlaChecks:
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], bool]:
         """This worker's open breaches (active partitions), by due time, filtered; and
-        whether more matched than `limit`. Reads the listed breaches, not the orders."""
-        self.sync()
-        merged = heapq.merge(*(index.open_breaches() for index in self.ready.values()), key=breach_order)
+        whether more matched than `limit`. Reads the listed breaches, not the orders. Called
+        from the HTTP thread: reads the indexes as the last batch left them."""
+        merged = heapq.merge(*(index.open_breaches() for index in list(self.ready.values())), key=breach_order)
         found: list[dict[str, Any]] = []
         for breach in merged:
             if (
@@ -235,38 +206,28 @@ class SlaChecks:
 
     # ------------------------------------------------------------------ lifecycle
 
-    @property
-    def changelog_topic(self) -> str:
-        return self.store.changelog_topic_name
+    def open(self, partitions: set[int]) -> None:
+        """The partitions were assigned and their stores restored: open (or rebuild) their
+        indexes."""
+        for partition in sorted(partitions):
+            self._open(partition)
 
-    def active_partitions(self) -> set[int]:
-        topic = self.changelog_topic
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
-
-    async def _on_rebalance_complete(self, sender: Any = None, **kwargs: Any) -> None:
-        """Tables are recovered and the streams not resumed yet: open (or rebuild) the index
-        of every actively owned partition."""
-        generation = self.generation
-        active = self.active_partitions()
-        for partition in sorted(set(self.ready) - active):
+    def close(self, partitions: set[int]) -> None:
+        """Revoked: an index that ran ahead of the committed states is not marked, so it is
+        rebuilt when the partition comes back."""
+        for partition in sorted(partitions):
             self._close(partition)
-        for partition in sorted(active - set(self.ready)):
-            if not await self._open(partition, generation):
-                return  # revoked meanwhile
 
-    async def _open(self, partition: int, generation: int) -> bool:
-        data = self.store.table.data
-        persisted = data.persisted_offset(TP(self.changelog_topic, partition))
+    def _open(self, partition: int) -> None:
+        persisted = self.store.position(partition)
         index = self.indexes.open(partition)
         if persisted is None or index.covered_offset() != persisted:
             index = self.indexes.reset(partition)
-            started = asyncio.get_running_loop().time()
-            orders = await self._rebuild(index, partition, generation)
-            if orders is None:
-                return False
+            started = time.monotonic()
+            orders = self._rebuild(index, partition)
             log.info(
                 "SLA due index of partition %d rebuilt: %d orders with deadlines in %.2f s",
-                partition, orders, asyncio.get_running_loop().time() - started,
+                partition, orders, time.monotonic() - started,
             )
         next_due = index.next_due()
         self.horizon[partition] = float("inf") if next_due is None else next_due
@@ -274,18 +235,13 @@ class SlaChecks:
             self.clock.forget(partition)
             self.clock.seed(partition, self.stream_times.get(partition, _STREAM_TIME_KEY))
         self.ready[partition] = index
-        return True
 
-    async def _rebuild(self, index: DueIndex, partition: int, generation: int) -> int | None:
-        """Index the partition's stored states, a chunk at a time; None if revoked meanwhile."""
-        data = self.store.table.data
-        offset_key = data.offset_key
+    def _rebuild(self, index: DueIndex, partition: int) -> int:
+        """Index the partition's stored states, a chunk at a time."""
         orders = 0
         deadlines: list[tuple[str, dict[str, int]]] = []
         breaches: list[tuple[str, list[dict[str, Any]], str | None, str | None]] = []
-        for key, raw in data._db_for_partition(partition).items():
-            if key == offset_key:
-                continue
+        for _key, raw in self.store.raw_items(partition):
             state = OrderState.from_bytes(raw)
             deadlines.append((state.order_id, pending_deadlines(state, self.policy, self.kind)))
             if state.open_breaches:
@@ -294,20 +250,9 @@ class SlaChecks:
                 orders += index.load(deadlines)
                 index.load_open_breaches(breaches)
                 deadlines, breaches = [], []
-                await asyncio.sleep(0)
-                if self.generation != generation:
-                    return None
         orders += index.load(deadlines)
         index.load_open_breaches(breaches)
         return orders
-
-    async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        """Close every index (Faust revokes all partitions before it assigns again); an
-        index that ran ahead of the committed states is not marked, so it is rebuilt."""
-        async with self.gate.lock:
-            self.generation += 1
-            for partition in list(self.indexes.by_partition):
-                self._close(partition)
 
     def _close(self, partition: int) -> None:
         self.ready.pop(partition, None)
@@ -318,17 +263,16 @@ class SlaChecks:
 
     def mark_covered(self) -> None:
         """After a commit: mark each index whose partition has nothing uncommitted as
-        covering the partition's persisted changelog offset."""
+        covering the partition's persisted changelog position."""
         uncommitted = self.store.uncommitted_partitions()
         for partition, index in self.ready.items():
             if index.marked or partition in uncommitted or self.touched.get(partition):
                 continue
-            persisted = self.store.table.data.persisted_offset(TP(self.changelog_topic, partition))
+            persisted = self.store.position(partition)
             if persisted is not None:
                 index.set_covered_offset(persisted)
 
-    async def _on_shutdown(self, sender: Any = None, **kwargs: Any) -> None:
-        self.generation += 1
+    def close_all(self) -> None:
         self.ready.clear()
         self.indexes.close_all()
 

@@ -14,7 +14,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streams.state_store import WriteBehindStore
+    from streams.runtime.store import PartitionedStore
     from tables.order import OrderState
 
 Key = tuple[str, str, str]  # (status, region, channel)
@@ -25,7 +25,7 @@ def key_of(state: OrderState, status: str) -> Key:
 
 
 class StatusCounts:
-    def __init__(self, store: WriteBehindStore[OrderState]) -> None:
+    def __init__(self, store: PartitionedStore[OrderState]) -> None:
         self.store = store
         self.by_partition: dict[int, Counter[Key]] = {}
         store.on_discard.append(self.invalidate)

@@ -11,6 +11,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streams.settings import Settings
 
 INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
+CHANGELOGS = ("orders-changelog", "inventory-changelog", "sla-stream-time-changelog")
+"""Internal compacted topics holding the stores' state (streams/runtime/store.py)."""
 OUTPUT_ROLES = ("order-status", "atp", "sla-breaches", "exceptions", "dlq")
 ALL_ROLES = INPUT_ROLES + OUTPUT_ROLES
 
@@ -98,19 +100,25 @@ def admin(settings: Settings) -> AdminClient:
 def create_topics(
     settings: Settings, partitions: int | None = None, replication_factor: int | None = None
 ) -> dict[str, str]:
-    """Create every SPEC §1 topic and the app's internal topics (streams/saga.py) that do not
-    exist yet; returns name -> created|exists."""
+    """Create every SPEC §1 topic and the app's internal topics (streams/saga.py, and the stores'
+    compacted changelogs) that do not exist yet; returns name -> created|exists."""
     from streams.saga import INTERNAL_TOPICS
 
     client = admin(settings)
     existing = set(client.list_topics(timeout=10).topics)
-    wanted = [settings.topic(r) for r in ALL_ROLES] + [settings.internal_topic(n) for n in INTERNAL_TOPICS]
+    changelogs = {settings.internal_topic(n) for n in CHANGELOGS}
+    wanted = (
+        [settings.topic(r) for r in ALL_ROLES]
+        + [settings.internal_topic(n) for n in INTERNAL_TOPICS]
+        + sorted(changelogs)
+    )
     result = {name: "exists" for name in wanted if name in existing}
     new = [
         NewTopic(
             name,
             num_partitions=partitions or settings.partitions,
             replication_factor=replication_factor or settings.replication_factor,
+            config={"cleanup.policy": "compact"} if name in changelogs else {},
         )
         for name in wanted
         if name not in existing

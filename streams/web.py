@@ -1,5 +1,7 @@
 """HTTP API of every worker (SPEC §8). Requests for keys another worker owns are routed to it;
-errors are JSON `{"error": ...}` with a 4xx status for bad requests, never a 500."""
+errors are JSON `{"error": ...}` with a 4xx status for bad requests, never a 500. A key whose
+partition is moving between workers (a rebalance, a worker gone) answers 503 with Retry-After
+until its new owner has restored it: never a 500, never a hang."""
 
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ from collections import Counter
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import faust
-from faust.exceptions import SameNode
+from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.openapi import STATUSES as STATUS_LIST
+from streams.runtime.partitioner import partition_of
 from streams.settings import Settings
 from streams.sla import merge_listings
 from tables.inventory import atp_view, warehouse_view
@@ -24,8 +28,7 @@ from tables.order import derive_status, to_view
 from tables.sla import CHANNELS, MILESTONES
 
 if TYPE_CHECKING:
-    from streams.inventory import InventoryAgent
-    from streams.orders import OrderAgent
+    from streams.app import Worker
 
 log = logging.getLogger("o2c.web")
 
@@ -35,24 +38,50 @@ STATUSES = frozenset(STATUS_LIST)
 MAX_WAIT_SECONDS = 60.0
 MAX_BREACHES = 10_000
 DEFAULT_BREACHES = 100
+ROUTED_HEADER = "X-O2C-Routed"  # set on requests one worker forwards to another: never forwarded again
+RETRY_AFTER = 1  # seconds a client waits before asking again for a key whose partition moves
+ROUTE_TIMEOUT = 10.0
 
 
-def readiness(app: faust.App) -> dict[str, Any]:
-    """Ready = started, partitions assigned, not rebalancing, table recovery completed."""
-    consumer = app.consumer if app.producer is not None else None
-    assigned = sorted(str(tp) for tp in consumer.assignment()) if consumer is not None else []
-    recovered = app.tables.recovery.completed.is_set()
-    ready = bool(app.started and assigned and recovered and not app.rebalancing)
+def readiness(app: faust.App, worker: Worker) -> dict[str, Any]:
+    """Ready = started, partitions assigned (possibly none, with more workers than partitions),
+    not rebalancing, every assigned partition's stores restored."""
+    runtime = worker.runtime
+    ready = bool(app.started and runtime.ready)
     return {
         "ready": ready,
-        "assigned_partitions": len(assigned),
-        "rebalancing": bool(app.rebalancing),
-        "tables_recovered": recovered,
+        "assigned_partitions": len(runtime.assignment),
+        "rebalancing": bool(runtime.rebalancing),
+        "tables_recovered": ready,
     }
 
 
 def error(view: View, code: int, message: str, **extra: Any) -> Response:
     return view.json({"error": message, **extra}, status=code)
+
+
+def unavailable(view: View, message: str) -> Response:
+    return view.json(
+        {"error": message, "retry_after": RETRY_AFTER}, status=503, headers={"Retry-After": str(RETRY_AFTER)}
+    )
+
+
+@aioweb.middleware
+async def json_errors(request: aioweb.Request, handler: Any) -> aioweb.StreamResponse:
+    """Errors raised by the web server itself (unknown path, wrong method) as JSON too."""
+    try:
+        return await handler(request)
+    except aioweb.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        if exc.status == 404:
+            message = f"no such path {request.path!r}; see /openapi.json"
+        elif exc.status == 405:
+            message = f"method {request.method} not allowed on {request.path!r}"
+        else:
+            message = exc.reason
+        return aioweb.json_response({"error": message}, status=exc.status, headers=headers)
 
 
 def parse_wait(request: Request) -> tuple[str | None, float]:
@@ -109,14 +138,50 @@ def parse_breach_filters(request: Request) -> dict[str, Any]:
     return filters
 
 
-def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inventory: InventoryAgent) -> None:
+def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
+    orders, inventory = worker.orders, worker.inventory
+    order_topic, sku_topic = settings.topic("orders"), settings.topic("inventory")
+
+    async def route(view: View, request: Request, topic: str, store: Any, key: str,
+                    timeout: float = ROUTE_TIMEOUT) -> Response | None:
+        """None when this worker answers for `key`; otherwise the owner's answer, or 503 while
+        the key's partition has no ready owner (rebalancing, owner gone, restoring)."""
+        raw = key.encode()
+        if store.owns(raw):
+            return None
+        if request.headers.get(ROUTED_HEADER):
+            return unavailable(view, f"partition of {key!r} is moving to another worker")
+        partition = partition_of(raw, settings.partitions)
+        for _attempt in range(2):
+            url = await worker.router.owner(topic, partition)
+            if url is None or url == settings.canonical_url:
+                break
+            try:
+                return await forward(view, request, url, timeout)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                log.info("routing %s to %s failed (%r): asking the group again", request.path, url, exc)
+                worker.router.invalidate()
+        return unavailable(view, f"partition of {key!r} is moving to another worker")
+
+    async def forward(view: View, request: Request, url: str, timeout: float) -> Response:
+        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        async with app.http_client.get(
+            f"{url}{request.path_qs}", headers={ROUTED_HEADER: "1"}, timeout=client_timeout
+        ) as response:
+            body = await response.read()
+            headers = {"Retry-After": response.headers["Retry-After"]} if "Retry-After" in response.headers else None
+            return view.bytes(
+                body, content_type=response.content_type or "application/json", status=response.status,
+                headers=headers,
+            )
+
     @app.page("/health")
     async def health(self: View, request: Request) -> Response:
         return self.json({"status": "ok", "worker": settings.canonical_url})
 
     @app.page("/ready")
     async def ready(self: View, request: Request) -> Response:
-        body = readiness(app)
+        body = readiness(app, worker)
         return self.json(body, status=200 if body["ready"] else 503)
 
     @app.page("/metrics")
@@ -137,23 +202,31 @@ def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inven
             wait_for, timeout = parse_wait(request)
         except ValueError as exc:
             return error(self, 400, str(exc))
-        try:
-            return await app.router.route_req(orders.table.name, order_id, self.web, request)
-        except SameNode:
-            pass
+        routed = await route(self, request, order_topic, orders.store, order_id, timeout + ROUTE_TIMEOUT)
+        if routed is not None:
+            return routed
         deadline = time.monotonic() + timeout
         while True:
-            state = orders.lookup(order_id)
-            status = derive_status(state) if state is not None else None
-            if wait_for is None or status == wait_for:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await orders.watchers.wait(order_id, remaining):
-                body = {"order_id": order_id, "status": status, "wait_for": wait_for}
-                return error(self, 408, f"order did not reach {wait_for} within {timeout:g} s", **body)
+            with worker.watchers.watch(order_id) as changed:
+                with orders.store.mutex:
+                    state = orders.lookup(order_id)
+                    status = derive_status(state) if state is not None else None
+                    view = to_view(state) if state is not None and (wait_for is None or status == wait_for) else None
+                if wait_for is None or status == wait_for:
+                    break
+                if not orders.store.owns(order_id.encode()):
+                    return unavailable(self, f"partition of {order_id!r} is moving to another worker")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    body = {"order_id": order_id, "status": status, "wait_for": wait_for}
+                    return error(self, 408, f"order did not reach {wait_for} within {timeout:g} s", **body)
+                try:  # woken by a change, or every second to notice a partition moving away
+                    await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
+                except TimeoutError:
+                    pass
         if state is None:  # an order with only early (buffered) events still answers, unplaced
             return error(self, 404, f"unknown order {order_id!r}")
-        return self.json(to_view(state))
+        return self.json(view)
 
     @app.page("/atp/{sku}")
     async def atp(self: View, request: Request, sku: str) -> Response:
@@ -169,24 +242,24 @@ def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inven
             return error(self, 400, f"sku must be {KEY_RULE}")
         if warehouse_id is not None and not KEY_PATTERN.match(warehouse_id):
             return error(self, 400, f"warehouse_id must be {KEY_RULE}")
-        try:
-            return await app.router.route_req(inventory.table.name, sku, self.web, request)
-        except SameNode:
-            pass
-        state = inventory.lookup(sku)
-        if state is None:
-            return error(self, 404, f"unknown sku {sku!r}")
-        if warehouse_id is None:
-            return self.json(atp_view(state))
-        body = warehouse_view(state, warehouse_id)
+        routed = await route(self, request, sku_topic, inventory.store, sku)
+        if routed is not None:
+            return routed
+        with inventory.store.mutex:
+            state = inventory.lookup(sku)
+            if state is None:
+                return error(self, 404, f"unknown sku {sku!r}")
+            if warehouse_id is None:
+                return self.json(atp_view(state))
+            body = warehouse_view(state, warehouse_id)
         if body is None:
             return error(self, 404, f"sku {sku!r} has no position at warehouse {warehouse_id!r}")
         return self.json(body)
 
     async def from_other_workers(path: str) -> tuple[list[Any], list[str]]:
-        """`path` asked of every other worker of the orders table: the answers, and the workers
-        that did not answer (reported, not fatal: the rest of the cluster still answers)."""
-        hosts = sorted(set(app.router.table_metadata(orders.table.name)) - {settings.canonical_url})
+        """`path` asked of every other worker of the group: the answers, and the workers that
+        did not answer (reported, not fatal: the rest of the cluster still answers)."""
+        hosts = sorted(set(await worker.router.members()) - {settings.canonical_url})
         replies = await asyncio.gather(*(fetch_json(app, f"{h}{path}") for h in hosts), return_exceptions=True)
         failed = [h for h, r in zip(hosts, replies) if isinstance(r, BaseException)]
         return [r for r in replies if not isinstance(r, BaseException)], failed
@@ -247,6 +320,6 @@ def register_views(app: faust.App, settings: Settings, orders: OrderAgent, inven
 
 
 async def fetch_json(app: faust.App, url: str) -> Any:
-    async with app.http_client.get(url) as response:
+    async with app.http_client.get(url, timeout=aiohttp.ClientTimeout(total=ROUTE_TIMEOUT)) as response:
         response.raise_for_status()
         return await response.json()

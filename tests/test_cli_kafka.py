@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.flat import to_flat, to_record
+from streams.topics import CHANGELOGS
 from tests.examples import EXAMPLES
 
 pytestmark = pytest.mark.kafka
@@ -146,6 +147,7 @@ def test_topics_create_is_idempotent(kafka_env):
     lines = dict(line.split("\t") for line in done.stdout.splitlines())
     spec = {kafka_env.settings.topic(r) for r in (*INPUT_ROLES, "order-status", "atp", "sla-breaches", "exceptions", "dlq")}
     internal = {kafka_env.settings.internal_topic(n) for n in ("allocation-requests", "allocation-results")}
+    internal |= {kafka_env.settings.internal_topic(n) for n in CHANGELOGS}  # the stores' compacted changelogs
     assert set(lines) == spec | internal
     assert set(lines.values()) == {"exists"}
 

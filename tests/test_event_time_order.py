@@ -9,7 +9,7 @@ from streams.orders import in_event_time_order
 
 
 def ev(topic, partition, at, n):
-    return (SimpleNamespace(message=SimpleNamespace(topic=topic, partition=partition)), {"occurred_at": at, "n": n})
+    return (SimpleNamespace(topic=topic, partition=partition), {"occurred_at": at, "n": n})
 
 
 def test_invoice_waits_for_the_earlier_shipment_of_the_same_partition():
@@ -26,5 +26,5 @@ def test_each_topic_keeps_its_own_order_and_nothing_is_lost(items):
     assert sorted(flat["n"] for _, flat in out) == list(range(len(items)))
     for topic in ("orders", "shipments", "payments"):
         for partition in range(3):
-            sub = [flat["n"] for e, flat in out if e.message.topic == topic and e.message.partition == partition]
+            sub = [flat["n"] for e, flat in out if e.topic == topic and e.partition == partition]
             assert sub == sorted(sub)

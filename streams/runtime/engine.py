@@ -1,0 +1,640 @@
+"""The runtime: consumption, event-time ordering, transactions, commits, assignment and state
+restore for the processors (the order and inventory agents), on one thread of its own.
+
+Design (docs/runtime.md has the reasons and the measurements):
+- **One consumer, one transactional producer per worker** (confluent-kafka / librdkafka). Input
+  offsets are committed with `send_offsets_to_transaction` and the consumer's group metadata
+  (KIP-447): a worker that lost its partitions in a rebalance can no longer commit for them, so
+  fencing follows group membership, not the order in which workers happened to initialise
+  per-partition transactional ids (what crashed survivors under Faust, issue 11).
+- **Assignment**: the `range` assignor, eager. Every processor's topics have the same partition
+  count, so partition `p` of all of a processor's topics lands on one worker: a *task*.
+- **Revocation commits first.** The revoke callback runs while this worker is still a member of
+  the old generation: it commits what was processed (offsets, outputs and changelog records in
+  one transaction), then closes the partitions. Nothing is ever processed twice because of a
+  rebalance and no transaction outlives the partitions it wrote for.
+- **Restore before processing**: an assigned partition's stores replay their changelog from the
+  persisted position to its end (read_committed) before the task's first record.
+- **Event-time order within a task** (as Kafka Streams' PartitionGroup, KIP-695): the next record
+  is the buffered one with the lowest timestamp; while an input partition has nothing buffered but
+  has not reported end-of-partition since its last record, the task waits for it.
+- **Commits**: every `commit_interval`, or sooner once nothing is left to process (low latency
+  when traffic is light, few transactions when it is heavy). A commit is one transaction round
+  trip; processing continues right after it.
+- Faust stays the application framework (web server, worker lifecycle, services); this thread
+  never touches the event loop except to hand notifications over with `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from streams.metrics import METRICS
+from streams.runtime.store import PartitionedStore
+
+log = logging.getLogger("o2c.runtime")
+
+_PAUSE_AT = 5_000  # records buffered per input partition before its fetching pauses
+_RESUME_AT = 1_000
+_STALL_WARNING = 5.0  # seconds a task may wait for an input partition before we look why
+
+
+class Record:
+    """One input record, with the attribute names the processors and dead letters use."""
+
+    __slots__ = ("topic", "partition", "offset", "key", "value", "timestamp", "_headers")
+
+    def __init__(self, msg: Any) -> None:
+        self.topic = msg.topic()
+        self.partition = msg.partition()
+        self.offset = msg.offset()
+        self.key = msg.key()
+        self.value = msg.value()
+        self.timestamp = msg.timestamp()[1]
+        self._headers = msg  # read lazily: dead letters only
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        source = self._headers
+        if not isinstance(source, list):
+            source = self._headers = list(source.headers() or [])
+        return source
+
+
+class Output:
+    """What a processor sends with: every record joins the worker's open transaction."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.produced = 0  # records since the last commit
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: Any = None,
+        timestamp: int | None = None,
+        on_delivery: Callable[[Any, Any], None] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {}
+        if partition is not None:
+            kwargs["partition"] = partition
+        if headers:
+            kwargs["headers"] = headers
+        if timestamp:
+            kwargs["timestamp"] = timestamp
+        if on_delivery is not None:
+            kwargs["on_delivery"] = on_delivery
+        while True:
+            try:
+                self.producer.produce(topic, value, key, **kwargs)
+                break
+            except BufferError:  # the local queue is full: let the producer deliver some
+                self.producer.poll(0.05)
+        self.produced += 1
+
+    def produce(self, topic: str, key: bytes, value: bytes, partition: int, on_delivery: Any) -> None:
+        """The stores' changelog flush (`PartitionedStore.flush_changelog`)."""
+        self.send(topic, key, value, partition, on_delivery=on_delivery)
+
+
+class Processor(Protocol):
+    """What the runtime drives. Every method runs on the runtime thread."""
+
+    name: str
+    topics: Mapping[str, str]  # topic -> role; the order breaks event-time ties
+    stores: Sequence[PartitionedStore[Any]]
+    punctuate_interval: float | None
+
+    def process(self, records: Sequence[Record], out: Output) -> None: ...
+
+    def assigned(self, partitions: set[int]) -> None: ...
+
+    def revoked(self, partitions: set[int]) -> None: ...
+
+    def punctuate(self, out: Output) -> None: ...
+
+    def committed(self) -> None: ...
+
+
+@dataclass
+class Task:
+    """Partition `partition` of every topic of one processor, merged by record time."""
+
+    processor: Processor
+    partition: int
+    topics: list[str]
+    queues: list[deque[Record]] = field(default_factory=list)
+    at_end: list[bool] = field(default_factory=list)  # end-of-partition since the last record
+    waiting_since: float | None = None
+
+    def __post_init__(self) -> None:
+        self.queues = [deque() for _ in self.topics]
+        self.at_end = [False] * len(self.topics)
+
+    def take(self, limit: int, now: float) -> list[Record]:
+        """Up to `limit` records in time order; stops where an input partition may still hold
+        an earlier record (empty here, but not known to be at its end)."""
+        queues, at_end = self.queues, self.at_end
+        taken: list[Record] = []
+        while len(taken) < limit:
+            best = -1
+            best_ts = 0
+            for i, queue in enumerate(queues):
+                if not queue:
+                    if not at_end[i]:
+                        if self.waiting_since is None:
+                            self.waiting_since = now
+                        elif now - self.waiting_since > _STALL_WARNING:
+                            log.warning(
+                                "task %s[%d] waited %.1f s for %s[%d] (no record, no end of partition): "
+                                "processing the others", self.processor.name, self.partition,
+                                now - self.waiting_since, self.topics[i], self.partition,
+                            )
+                            at_end[i] = True
+                            self.waiting_since = None
+                            continue
+                        return taken
+                    continue
+                ts = queue[0].timestamp
+                if best < 0 or ts < best_ts:
+                    best, best_ts = i, ts
+            if best < 0:
+                break
+            taken.append(queues[best].popleft())
+        self.waiting_since = None
+        return taken
+
+    def buffered(self) -> int:
+        return sum(map(len, self.queues))
+
+
+class Runtime:
+    """The worker's processing thread. `start()`, then `stop()` from any thread."""
+
+    def __init__(
+        self,
+        processors: Sequence[Processor],
+        *,
+        consumer_config: Mapping[str, Any],
+        producer_config: Mapping[str, Any],
+        restore_config: Mapping[str, Any],
+        exactly_once: bool,
+        commit_interval: float,
+        batch_size: int,
+        on_fatal: Callable[[BaseException], None],
+    ) -> None:
+        self.processors = list(processors)
+        self.exactly_once = exactly_once
+        self.commit_interval = commit_interval
+        self.batch_size = batch_size
+        self.on_fatal = on_fatal
+        self._consumer_config = dict(consumer_config)
+        self._producer_config = dict(producer_config)
+        self._restore_config = dict(restore_config)
+        self.processor_of: dict[str, Processor] = {}
+        for processor in self.processors:
+            for topic in processor.topics:
+                self.processor_of[topic] = processor
+        self.tasks: dict[tuple[str, int], Task] = {}  # (processor name, partition) -> task
+        self.task_of: dict[tuple[str, int], tuple[Task, int]] = {}  # input tp -> (task, index)
+        self.offsets: dict[tuple[str, int], int] = {}  # next offset to commit per input tp
+        self.timestamps: list[int] = []  # record times of this transaction (latency metric)
+        self.paused: set[tuple[str, int]] = set()
+        self.assignment: set[tuple[str, int]] = set()
+        self.generation = 0  # assignments seen (routing caches key on it)
+        self.rebalancing = True  # until the first assignment is restored
+        self.started = threading.Event()
+        self.stopping = threading.Event()
+        self.failure: BaseException | None = None
+        self.last_commit = time.monotonic()
+        self._next_punctuate = {p.name: time.monotonic() for p in self.processors}
+        self._thread: threading.Thread | None = None
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+        self.out: Output | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="o2c-runtime", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("runtime thread did not stop within %.0f s", timeout)
+
+    @property
+    def ready(self) -> bool:
+        return self.started.is_set() and not self.rebalancing and self.failure is None
+
+    def _run(self) -> None:
+        try:
+            self._setup()
+            self.started.set()
+            while not self.stopping.is_set():
+                self._step()
+            self._shutdown()
+        except BaseException as exc:  # noqa: BLE001 - reported to the worker, which exits
+            self.failure = exc
+            log.exception("runtime stopped by an error: %r", exc)
+            self._abort_quietly()
+            self.on_fatal(exc)
+
+    def _setup(self) -> None:
+        self.producer = Producer(self._producer_config)
+        if self.exactly_once:
+            self.producer.init_transactions(30)
+            self.producer.begin_transaction()
+        self.out = Output(self.producer)
+        self.consumer = Consumer(self._consumer_config)
+        topics = sorted(self.processor_of)
+        self.consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        log.info("runtime started: topics %s, exactly_once=%s", ", ".join(topics), self.exactly_once)
+
+    def _shutdown(self) -> None:
+        assert self.consumer is not None and self.producer is not None
+        self._commit(force=True)
+        self.consumer.close()  # revokes (nothing left to commit) and leaves the group at once
+        if self.exactly_once:
+            try:
+                self.producer.abort_transaction(10)  # the empty one begun by the last commit
+            except KafkaException:
+                pass
+        self.producer.flush(10)
+        for processor in self.processors:
+            for store in processor.stores:
+                store.close_all()
+        log.info("runtime stopped")
+
+    def _abort_quietly(self) -> None:
+        try:
+            if self.producer is not None and self.exactly_once:
+                self.producer.abort_transaction(5)
+        except Exception:  # noqa: BLE001 - already failing
+            pass
+        try:
+            if self.consumer is not None:
+                self.consumer.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    # ------------------------------------------------------------------ the loop
+
+    def _step(self) -> None:
+        assert self.consumer is not None and self.producer is not None
+        now = time.monotonic()
+        ready = any(self._has_ready(task) for task in self.tasks.values())
+        timeout = 0.0 if ready else min(0.05, max(0.0, self.commit_interval - (now - self.last_commit)))
+        msgs = self.consumer.consume(1000, timeout)
+        if msgs:
+            self._buffer(msgs)
+        processed = self._process()
+        self._punctuate()
+        self.producer.poll(0)
+        now = time.monotonic()
+        due = now - self.last_commit >= self.commit_interval
+        idle = not processed and not any(self._has_ready(task) for task in self.tasks.values())
+        if due or (idle and now - self.last_commit >= 0.005):
+            self._commit()
+
+    def _buffer(self, msgs: list[Any]) -> None:
+        task_of = self.task_of
+        touched: set[tuple[str, int]] = set()
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    found = task_of.get((msg.topic(), msg.partition()))
+                    if found is not None:
+                        found[0].at_end[found[1]] = True
+                    continue
+                if err.fatal():
+                    raise KafkaException(err)
+                log.warning("consumer error: %s", err)
+                continue
+            tp = (msg.topic(), msg.partition())
+            found = task_of.get(tp)
+            if found is None:
+                continue  # not (or no longer) assigned
+            task, index = found
+            task.queues[index].append(Record(msg))
+            task.at_end[index] = False
+            touched.add(tp)
+        for tp in touched:
+            task, index = task_of[tp]
+            if len(task.queues[index]) >= _PAUSE_AT and tp not in self.paused:
+                self.consumer.pause([TopicPartition(*tp)])  # type: ignore[union-attr]
+                self.paused.add(tp)
+
+    def _has_ready(self, task: Task) -> bool:
+        has = False
+        for queue, end in zip(task.queues, task.at_end):
+            if queue:
+                has = True
+            elif not end:
+                return False
+        return has
+
+    def _process(self) -> int:
+        assert self.out is not None
+        total = 0
+        now = time.monotonic()
+        for task in list(self.tasks.values()):
+            records = task.take(self.batch_size, now)
+            if not records:
+                continue
+            started = time.perf_counter()
+            task.processor.process(records, self.out)
+            METRICS.child(METRICS.consume_to_produce, task.processor.name).observe(time.perf_counter() - started)
+            offsets = self.offsets
+            stamps = self.timestamps
+            for record in records:
+                offsets[(record.topic, record.partition)] = record.offset + 1
+                stamps.append(record.timestamp)
+            total += len(records)
+        if self.paused:
+            for tp in list(self.paused):
+                found = self.task_of.get(tp)
+                if found is None:
+                    self.paused.discard(tp)
+                elif len(found[0].queues[found[1]]) <= _RESUME_AT:
+                    self.consumer.resume([TopicPartition(*tp)])  # type: ignore[union-attr]
+                    self.paused.discard(tp)
+        return total
+
+    def _punctuate(self) -> None:
+        assert self.out is not None
+        if self.rebalancing:
+            return
+        now = time.monotonic()
+        for processor in self.processors:
+            interval = processor.punctuate_interval
+            if interval is None or now < self._next_punctuate[processor.name]:
+                continue
+            self._next_punctuate[processor.name] = now + interval
+            processor.punctuate(self.out)
+
+    # ------------------------------------------------------------------ commits
+
+    def _commit(self, force: bool = False) -> bool:
+        """Commit processed offsets, outputs and changelog records as one transaction; False
+        if it had to be aborted (the work since the last commit is then done again)."""
+        assert self.consumer is not None and self.producer is not None and self.out is not None
+        dirty = any(store.dirty for p in self.processors for store in p.stores)
+        if not (self.offsets or self.out.produced or dirty):
+            self.last_commit = time.monotonic()
+            return True
+        started = time.perf_counter()
+        for processor in self.processors:
+            for store in processor.stores:
+                store.flush_changelog(self.out.produce)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self.offsets.items()]
+        try:
+            if self.exactly_once:
+                if offsets:
+                    self.producer.send_offsets_to_transaction(
+                        offsets, self.consumer.consumer_group_metadata(), 30
+                    )
+                self.producer.commit_transaction(30)  # flushes, and serves delivery reports
+                self.producer.poll(0)
+            else:
+                remaining = self.producer.flush(30)
+                if remaining:
+                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{remaining} records undelivered"))
+                if offsets:
+                    self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            self._abort(exc)
+            return False
+        duration = time.perf_counter() - started
+        METRICS.commit_seconds.observe(duration)
+        wall_ms = time.time() * 1000
+        observe = METRICS.record_to_commit.observe
+        for stamp in self.timestamps:
+            observe(max(wall_ms - stamp, 0.0) / 1000)
+        for processor in self.processors:
+            for store in processor.stores:
+                store.persist()
+            processor.committed()
+        self.offsets.clear()
+        self.timestamps.clear()
+        self.out.produced = 0
+        self.last_commit = time.monotonic()
+        if self.exactly_once:
+            self.producer.begin_transaction()
+        return True
+
+    def _abort(self, exc: KafkaException) -> None:
+        """The transaction failed: abort it, forget its state changes and read its input
+        again from the committed offsets. A fatal error (fenced: another process took this
+        worker's transactional id) stops the worker."""
+        assert self.consumer is not None and self.producer is not None and self.out is not None
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is not None and error.fatal():
+            raise exc
+        log.warning("transaction failed, aborting and reading again from the committed offsets: %s", exc)
+        METRICS.aborted_transactions.inc()
+        if self.exactly_once:
+            self.producer.abort_transaction(30)
+        for processor in self.processors:
+            for store in processor.stores:
+                store.discard()
+        self.offsets.clear()
+        self.timestamps.clear()
+        self.out.produced = 0
+        if self.exactly_once:
+            self.producer.begin_transaction()
+        assigned = set(self.assignment)
+        if assigned:
+            self._close_tasks(assigned)
+            self._open_tasks(assigned, rewind=True)
+
+    # ------------------------------------------------------------------ rebalances
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        log.info("partitions revoked: %s", _names(revoked))
+        self.rebalancing = True
+        if not self._commit(force=True):
+            log.warning("the revoked partitions' last transaction was aborted")
+        self._close_tasks(revoked)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        log.warning("partitions lost (this worker left the group): %s", _names(lost))
+        self.rebalancing = True
+        assert self.producer is not None and self.out is not None
+        if self.exactly_once:
+            try:
+                self.producer.abort_transaction(30)
+            finally:
+                self.producer.begin_transaction()
+        for processor in self.processors:
+            for store in processor.stores:
+                store.discard()
+        self.offsets.clear()
+        self.timestamps.clear()
+        self.out.produced = 0
+        self._close_tasks(lost)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assigned = {(tp.topic, tp.partition) for tp in partitions}
+        log.info("partitions assigned: %s", _names(assigned))
+        started = time.monotonic()
+        self._open_tasks(assigned, rewind=False)
+        self.generation += 1
+        self.rebalancing = False
+        log.info("assignment ready in %.2f s", time.monotonic() - started)
+
+    def _close_tasks(self, tps: set[tuple[str, int]]) -> None:
+        by_processor: dict[str, set[int]] = {}
+        for tp in tps:
+            processor = self.processor_of.get(tp[0])
+            if processor is not None:
+                by_processor.setdefault(processor.name, set()).add(tp[1])
+            self.offsets.pop(tp, None)
+            self.task_of.pop(tp, None)
+            self.paused.discard(tp)
+        self.assignment -= tps
+        for processor in self.processors:
+            partitions = by_processor.get(processor.name)
+            if not partitions:
+                continue
+            processor.revoked(partitions)
+            for partition in partitions:
+                self.tasks.pop((processor.name, partition), None)
+                for store in processor.stores:
+                    store.close(partition)
+
+    def _open_tasks(self, tps: set[tuple[str, int]], *, rewind: bool) -> None:
+        assert self.consumer is not None
+        self.assignment |= tps
+        if rewind:  # read again from the committed offsets (after an aborted transaction)
+            committed = self.consumer.committed([TopicPartition(*tp) for tp in sorted(tps)], 30)
+            for tp in committed:
+                offset = tp.offset if tp.offset >= 0 else -2  # OFFSET_BEGINNING
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        else:
+            # Wait until no transaction of the previous owner is pending on these offsets
+            # (read_committed offset fetches are "stable", KIP-447): its changelog records are
+            # then committed or aborted before we restore.
+            self.consumer.committed([TopicPartition(*tp) for tp in sorted(tps)], 60)
+        for processor in self.processors:
+            partitions = sorted({p for t, p in tps if t in processor.topics})
+            if not partitions:
+                continue
+            for store in processor.stores:
+                restore(store, partitions, self._restore_config)
+            for partition in partitions:
+                task = Task(processor, partition, list(processor.topics))
+                self.tasks[(processor.name, partition)] = task
+                for index, topic in enumerate(task.topics):
+                    if (topic, partition) in self.assignment:
+                        self.task_of[(topic, partition)] = (task, index)
+                    else:
+                        task.at_end[index] = True  # not ours (topics mis-partitioned): never wait
+            for store in processor.stores:
+                store.active.update(partitions)
+            processor.assigned(set(partitions))
+
+
+def restore(store: PartitionedStore[Any], partitions: Sequence[int], config: Mapping[str, Any]) -> int:
+    """Replay each partition's committed changelog tail into RocksDB; the number of records."""
+    started = time.monotonic()
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": "o2c-restore",  # never joins nor commits: partitions are assigned
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    total = 0
+    targets: dict[int, tuple[int, int]] = {}
+    try:
+        starts = []
+        for partition in partitions:
+            store.open(partition)
+            position = store.position(partition)
+            low, high = consumer.get_watermark_offsets(TopicPartition(store.changelog_topic, partition), 30)
+            if position is not None and position > high:
+                log.warning("%s[%d]: local state ahead of its changelog (%d > %d): restoring from scratch",
+                            store.changelog_topic, partition, position, high)
+                store.wipe(partition)
+                store.open(partition)
+                position = None
+            start = max(position if position is not None else low, low)
+            targets[partition] = (start, high)
+            if start < high:
+                starts.append(TopicPartition(store.changelog_topic, partition, start))
+        log.info(
+            "recovery targets (active): %s",
+            " ".join(f"{store.changelog_topic}[{p}]={a}..{b}" for p, (a, b) in sorted(targets.items())),
+        )
+        if starts:
+            total = _replay(consumer, store, starts)
+        return total
+    finally:
+        consumer.close()
+        METRICS.child(METRICS.table_recovery, store.name).set(time.monotonic() - started)
+        if total:
+            log.info("restored %d records of %s in %.2f s", total, store.changelog_topic, time.monotonic() - started)
+
+
+def _replay(consumer: Consumer, store: PartitionedStore[Any], starts: list[TopicPartition]) -> int:
+    """Read each partition from its start to its end (read_committed) into RocksDB."""
+    consumer.assign(starts)
+    begin = {tp.partition: tp.offset for tp in starts}
+    pending = set(begin)
+    batches: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in pending}
+    covered = dict(begin)  # partition -> offset after the last record read
+    total = 0
+    deadline = time.monotonic() + 600
+    while pending:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"restoring {store.changelog_topic} {sorted(pending)} took too long")
+        for msg in consumer.consume(10_000, 0.5):
+            partition = msg.partition()
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    if partition in pending:
+                        pending.discard(partition)
+                        store.restore_batch(partition, batches.pop(partition, []), msg.offset())
+                        log.info(
+                            "recovery (active): %s[%d] from %d to %d", store.changelog_topic, partition,
+                            begin[partition], covered[partition],
+                        )
+                    continue
+                raise KafkaException(msg.error())
+            batch = batches.get(partition)
+            if batch is None:
+                continue
+            batch.append((msg.key(), msg.value()))
+            covered[partition] = msg.offset() + 1
+            total += 1
+            if len(batch) >= 10_000:
+                store.restore_batch(partition, batch, msg.offset() + 1)
+                batches[partition] = []
+    return total
+
+
+def _names(tps: set[tuple[str, int]]) -> str:
+    return " ".join(f"{t}[{p}]" for t, p in sorted(tps)) or "none"

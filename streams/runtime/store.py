@@ -1,0 +1,215 @@
+"""A partitioned key-value store: RocksDB per partition, a changelog topic as its durable copy,
+and a write-behind layer that makes both change once per key per commit.
+
+Between commits changed values live in memory (`dirty`). At a commit the runtime calls
+`flush_changelog`, which produces each dirty key's latest value to the changelog partition inside
+the open transaction; once that transaction committed, `persist` writes the same values to RocksDB
+together with the changelog position (one atomic write batch). A crash at any point leaves RocksDB
+at or behind the last committed transaction, and `restore` replays the committed changelog tail
+from the persisted position. A failed or revoked transaction is `discard`ed: memory goes back to
+what RocksDB holds.
+
+Threads: the runtime thread is the only writer. HTTP handlers read (`lookup`) from the event loop
+thread: a dict lookup and a RocksDB get, both safe against the writer; a value object the writer
+is changing at that moment is read under `mutex` (held by the processors per event).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from rocksdict import Options, Rdict, WriteBatch
+
+log = logging.getLogger("o2c.state")
+
+V = TypeVar("V")
+OFFSET_KEY = b"__o2c_changelog_position__"
+"""RocksDB key of the changelog position: every changelog record below it is in the DB."""
+
+
+class PartitionedStore(Generic[V]):
+    """Values of one table, by partition; decoded values are cached while they fit."""
+
+    def __init__(
+        self,
+        name: str,
+        changelog_topic: str,
+        directory: Path,
+        *,
+        decode: Callable[[bytes], V],
+        encode: Callable[[V], bytes],
+        partition_of: Callable[[bytes], int],
+        max_cached: int = 50_000,
+    ) -> None:
+        self.name = name
+        self.changelog_topic = changelog_topic
+        self.directory = Path(directory)
+        self.decode = decode
+        self.encode = encode
+        self.partition_of = partition_of
+        self.max_cached = max_cached
+        self.mutex = threading.RLock()
+        self.dbs: dict[int, Rdict] = {}  # open partitions (active or restoring)
+        self.active: set[int] = set()  # partitions this worker processes now
+        self.cache: dict[int, dict[bytes, V]] = {}
+        self.dirty: dict[int, set[bytes]] = {}
+        self._pending: dict[int, dict[bytes, bytes]] = {}  # flushed, waiting for the commit
+        self._last_sent: dict[int, int] = {}  # partition -> offset of the last changelog record
+        self.on_discard: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------------ partitions
+
+    def open(self, partition: int) -> Rdict:
+        db = self.dbs.get(partition)
+        if db is None:
+            path = self.directory / str(partition)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = self.dbs[partition] = Rdict(str(path), Options(raw_mode=True))
+        return db
+
+    def close(self, partition: int) -> None:
+        """Forget the partition's memory and close its DB (the files stay for a later return)."""
+        self.active.discard(partition)
+        for held in (self.cache, self.dirty, self._pending, self._last_sent):
+            held.pop(partition, None)
+        db = self.dbs.pop(partition, None)
+        if db is not None:
+            db.close()
+
+    def wipe(self, partition: int) -> None:
+        """Delete the partition's local copy (its changelog is corrupt or behind the DB)."""
+        self.close(partition)
+        shutil.rmtree(self.directory / str(partition), ignore_errors=True)
+
+    def position(self, partition: int) -> int | None:
+        """Changelog offset to restore from (None: nothing persisted yet)."""
+        raw = self.open(partition).get(OFFSET_KEY)
+        return int(raw) if raw is not None else None
+
+    def restore_batch(self, partition: int, records: list[tuple[bytes, bytes | None]], position: int) -> None:
+        """Apply changelog records (None value: a tombstone) and the new position atomically."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in records:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(OFFSET_KEY, str(position).encode())
+        self.open(partition).write(batch)
+
+    # ------------------------------------------------------------------ reads and writes
+
+    def get(self, partition: int, key: bytes) -> V | None:
+        """The current value: this commit interval's, else RocksDB's (decoded once, then cached)."""
+        cache = self.cache.get(partition)
+        if cache is None:
+            cache = self.cache[partition] = {}
+        value = cache.get(key)
+        if value is None:
+            raw = self.dbs[partition].get(key)
+            if raw is None:
+                return None
+            value = cache[key] = self.decode(raw)
+        return value
+
+    def put(self, partition: int, key: bytes, value: V) -> None:
+        self.cache.setdefault(partition, {})[key] = value
+        self.dirty.setdefault(partition, set()).add(key)
+
+    def owns(self, key: bytes) -> bool:
+        return self.partition_of(key) in self.active
+
+    def lookup(self, key: bytes) -> V | None:
+        """For queries from another thread: the key's value if its partition is active here."""
+        partition = self.partition_of(key)
+        if partition not in self.active:
+            return None
+        cache = self.cache.get(partition)
+        value = cache.get(key) if cache is not None else None
+        if value is not None:
+            return value
+        db = self.dbs.get(partition)
+        raw = db.get(key) if db is not None else None
+        return self.decode(raw) if raw is not None else None
+
+    def items(self, partition: int) -> Iterator[tuple[bytes, V]]:
+        """Every value of an active partition (the writer's thread, or statistics)."""
+        cache = dict(self.cache.get(partition, {}))
+        yield from cache.items()
+        db = self.dbs.get(partition)
+        if db is None:
+            return
+        for key, raw in db.items():
+            if key == OFFSET_KEY or key in cache:
+                continue
+            yield key, self.decode(raw)
+
+    def raw_items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """Persisted values of a partition, undecoded (rebuilding derived indexes)."""
+        for key, raw in self.open(partition).items():
+            if key != OFFSET_KEY:
+                yield key, raw
+
+    def active_partitions(self) -> list[int]:
+        return sorted(self.active)
+
+    # ------------------------------------------------------------------ commit protocol
+
+    def flush_changelog(self, produce: Callable[..., None]) -> None:
+        """Produce each dirty key's latest value to its changelog partition (in the open
+        transaction). `produce(topic, key, value, partition, on_delivery)`."""
+        for partition, keys in self.dirty.items():
+            cache = self.cache[partition]
+            pending = self._pending.setdefault(partition, {})
+            for key in keys:
+                raw = pending[key] = self.encode(cache[key])
+                produce(self.changelog_topic, key, raw, partition, self._delivered)
+        self.dirty.clear()
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is None:
+            partition = msg.partition()
+            if msg.offset() > self._last_sent.get(partition, -1):
+                self._last_sent[partition] = msg.offset()
+
+    def persist(self) -> None:
+        """After the transaction committed: write flushed values and the changelog position
+        (the commit marker's offset, right after the last value) to RocksDB."""
+        for partition, values in self._pending.items():
+            db = self.dbs.get(partition)
+            if db is None:
+                continue
+            batch = WriteBatch(raw_mode=True)
+            for key, raw in values.items():
+                batch.put(key, raw)
+            last = self._last_sent.get(partition)
+            if last is not None:
+                batch.put(OFFSET_KEY, str(last + 1).encode())
+            db.write(batch)
+        self._pending.clear()
+        self._last_sent.clear()
+        if sum(map(len, self.cache.values())) > self.max_cached:
+            for partition in list(self.cache):
+                if partition not in self.dirty:
+                    del self.cache[partition]
+
+    def discard(self) -> None:
+        """Forget every uncommitted value (the transaction was aborted)."""
+        for callback in self.on_discard:
+            callback()
+        self.cache.clear()
+        self.dirty.clear()
+        self._pending.clear()
+        self._last_sent.clear()
+
+    def uncommitted_partitions(self) -> set[int]:
+        return {p for p, keys in self.dirty.items() if keys} | set(self._pending)
+
+    def close_all(self) -> None:
+        for partition in list(self.dbs):
+            self.close(partition)
