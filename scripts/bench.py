@@ -21,6 +21,11 @@ noisy, so absolute numbers wander; ratios much less).
     python -m scripts.bench allocation-latency [--orders N] [--commit-interval S]
                                                     OrderAccepted produced -> ALLOCATED visible
                                                     over HTTP, median and p99
+    python -m scripts.bench live [--seconds S] [--backlog-orders N] [--http-clients N] [--rate R|half]...
+                                                    one worker (defaults) under paced live traffic:
+                                                    latency input -> status event visible at two
+                                                    rates, end lag, HTTP latency under load, vs
+                                                    its backlog throughput (scripts/bench_live.py)
     python -m scripts.bench sinks [--events N] [--orders N]
                                                     the webhook and postgres sinks vs the sink
                                                     runner delivering nothing (scripts/bench_sinks.py)
@@ -28,8 +33,9 @@ noisy, so absolute numbers wander; ratios much less).
 `orders` runs each worker as a subprocess (one after the other, never side by side) over the same
 pre-produced simulated events and times it by its consumer group's committed offsets, from its
 first commit (so startup, assignment and recovery are left out for both) until every input
-record is committed. `O2C_BENCH_PROFILE=pyinstrument|cprofile` profiles the order worker over
-that same window (reports land in .cache/bench/).
+record is committed. `O2C_BENCH_PROFILE=pyinstrument|cprofile` profiles the order worker's runtime
+thread (where records are consumed, processed and committed) over that same window (reports land
+in .cache/bench/).
 """
 
 from __future__ import annotations
@@ -292,10 +298,10 @@ def measure_worker(
     profiled: bool = False,
     counters: bool = False,
     roles: tuple[str, ...] = ORDER_ROLES,
-    after: Callable[[], None] | None = None,
+    after: Callable[[subprocess.Popen, Run], None] | None = None,
 ) -> Run:
     """Start a worker subprocess, time it by its committed offsets of the `roles` topics, run
-    `after` (still timed: `run.after_s`), stop it (by PID)."""
+    `after(worker process, run)` (still timed: `run.after_s`), stop it (by PID)."""
     ends = end_offsets(settings, roles)
     total = sum(ends.values())
     group = env["O2C_APP_ID"]
@@ -329,11 +335,11 @@ def measure_worker(
                     raise RuntimeError(f"{label}: no committed progress for 180 s; see {log_path}")
                 time.sleep(0.05)
             if after is not None:
-                after()
+                after(proc, run)
                 run.after_s = time.monotonic() - run.samples[0][0]
             if profiled:
                 proc.send_signal(PROFILE_STOP)
-                time.sleep(2)
+                wait_for_file(Path(f"{env['O2C_BENCH_PROFILE_OUT']}.txt"), proc)
             if counters:
                 run.counters = o2c_counters(env["O2C_WEB_PORT"])
         finally:
@@ -346,6 +352,13 @@ def measure_worker(
     if errors:
         print(f"  warning: {label} logged {len(errors)} error lines, first: {errors[0][:200]} ({log_path})")
     return run
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Until `path` exists (the profiled worker wrote its report), the worker exits or `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -484,9 +497,14 @@ def delete_topics_of(settings) -> None:
 
 
 def profiled_worker() -> int:
-    """`o2c worker` with a profiler started on PROFILE_START and dumped on PROFILE_STOP
-    (O2C_BENCH_PROFILE=pyinstrument|cprofile, reports at O2C_BENCH_PROFILE_OUT.*)."""
+    """`o2c worker` with a profiler on its runtime thread (where consuming, processing and commits
+    run; streams/runtime/engine.py), started on PROFILE_START and dumped on PROFILE_STOP
+    (O2C_BENCH_PROFILE=pyinstrument|cprofile, reports at O2C_BENCH_PROFILE_OUT.*).
+
+    Both profilers follow only the thread that starts them, so the signal handlers (main thread)
+    only flip a flag, and the runtime thread starts or stops the profiler before its next step."""
     from streams.cli import main as cli_main
+    from streams.runtime import engine
 
     kind = os.environ.get("O2C_BENCH_PROFILE", "pyinstrument")
     out = os.environ["O2C_BENCH_PROFILE_OUT"]
@@ -495,34 +513,46 @@ def profiled_worker() -> int:
 
         profiler = cProfile.Profile()
 
-        def start(*_):
+        def start() -> None:
             profiler.enable()
 
-        def stop(*_):
+        def stop() -> None:
             profiler.disable()
             profiler.dump_stats(f"{out}.pstats")
             import pstats
 
-            with open(f"{out}.txt", "w") as fh:
+            with open(f"{out}.txt.tmp", "w") as fh:
                 stats = pstats.Stats(profiler, stream=fh)
                 stats.sort_stats("tottime").print_stats(60)
                 stats.sort_stats("cumulative").print_stats(80)
+            os.replace(f"{out}.txt.tmp", f"{out}.txt")
     else:
         from pyinstrument import Profiler
 
         profiler = Profiler(interval=0.001, async_mode="disabled")
 
-        def start(*_):
+        def start() -> None:
             profiler.start()
 
-        def stop(*_):
+        def stop() -> None:
             session = profiler.stop()
             session.save(f"{out}.pyisession")  # re-render: pyinstrument --load FILE -r text ...
-            with open(f"{out}.txt", "w") as fh:
+            with open(f"{out}.txt.tmp", "w") as fh:
                 fh.write(profiler.output_text(unicode=True, show_all=False))
+            os.replace(f"{out}.txt.tmp", f"{out}.txt")
 
-    signal.signal(PROFILE_START, start)
-    signal.signal(PROFILE_STOP, stop)
+    wanted = {"on": False, "running": False}
+    step = engine.Runtime._step
+
+    def profiled_step(self: engine.Runtime) -> None:
+        if wanted["on"] != wanted["running"]:
+            (start if wanted["on"] else stop)()
+            wanted["running"] = wanted["on"]
+        step(self)
+
+    engine.Runtime._step = profiled_step  # this process only
+    signal.signal(PROFILE_START, lambda *_: wanted.update(on=True))
+    signal.signal(PROFILE_STOP, lambda *_: wanted.update(on=False))
     return cli_main(["worker"])
 
 
@@ -544,6 +574,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("allocation-latency")
     p.add_argument("--orders", type=int, default=1_000)
     p.add_argument("--commit-interval", type=float, action="append")
+    p = sub.add_parser("live")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of each paced phase")
+    p.add_argument("--backlog-orders", type=int, default=3_000, help="orders of the backlog (the baseline)")
+    p.add_argument("--http-clients", type=int, default=16, help="concurrent GET /orders/{id} clients (0: none)")
+    p.add_argument(
+        "--rate",
+        action="append",
+        help="input events/s of a paced phase, or `half` (of the backlog throughput); default: 1000 and half",
+    )
     p = sub.add_parser("sinks")
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--orders", type=int, default=5_000)
@@ -569,7 +608,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.bench == "allocation-latency":
         from scripts.bench_inventory import bench_allocation_latency
 
-        bench_allocation_latency(args.orders, args.commit_interval or [1.0])
+        bench_allocation_latency(args.orders, args.commit_interval or [load_settings().commit_interval])
+    elif args.bench == "live":
+        from scripts.bench_live import bench_live
+
+        bench_live(args.rate or ["1000", "half"], args.seconds, args.backlog_orders, args.http_clients)
     elif args.bench == "sinks":
         from scripts.bench_sinks import bench_sinks
 

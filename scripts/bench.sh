@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# `make bench`: throughput benchmarks against a private local broker (unless O2C_BOOTSTRAP_SERVERS
+# `make bench`: throughput and latency benchmarks against a private local broker (unless O2C_BOOTSTRAP_SERVERS
 # points at one), each printed with its command and a same-run baseline ratio.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 source scripts/private_broker.sh
-start_private_broker "${O2C_BENCH_KAFKA_PORT:-19192}" "$PWD/.cache/kafka-bench"
+# Port 39092: clear of the test brokers (19092, 29092) and the dev broker (9092).
+BENCH_PORT=${O2C_BENCH_KAFKA_PORT:-39092}
+start_private_broker "$BENCH_PORT" "$PWD/.cache/kafka-bench-$BENCH_PORT"
 PY=.venv/bin/python
 export PYTHONFAULTHANDLER=1  # a crash of a benchmark prints its stack
 $PY -m scripts.bench produce --events "${BENCH_EVENTS:-100000}"
@@ -17,9 +19,14 @@ $PY -m scripts.bench orders --events "${BENCH_ORDER_EVENTS:-100000}" --guarantee
 # Webhook (local always-200 receiver) and PostgreSQL sinks vs the same runner delivering nothing.
 $PY -m scripts.bench sinks
 # The inventory side: the whole allocation loop on simulated traffic of all four topics vs the
-# naive agent over them; OrderAccepted -> ALLOCATED over HTTP at the default and a short commit interval.
+# naive agent over them; the inventory agent alone (on the runtime, without the order agent);
+# OrderAccepted -> ALLOCATED over HTTP at the default (0.1 s) and a shorter commit interval.
 $PY -m scripts.bench inventory --orders "${BENCH_INVENTORY_ORDERS:-10000}"
 $PY -m scripts.bench inventory-agent --orders "${BENCH_INVENTORY_ORDERS_ALONE:-30000}"
-$PY -m scripts.bench allocation-latency --orders "${BENCH_LATENCY_ORDERS:-1000}" --commit-interval 1 --commit-interval 0.1
+$PY -m scripts.bench allocation-latency --orders "${BENCH_LATENCY_ORDERS:-1000}" --commit-interval 0.1 --commit-interval 0.02
+# Live: one worker (defaults) under paced simulated traffic at 1,000 events/s and at half its backlog
+# throughput measured first, 16 HTTP clients querying meanwhile: latency input -> status event visible
+# (read_committed) p50/p95/p99/max, end lag, HTTP p50/p99, worker CPU.
+$PY -m scripts.bench live --seconds "${BENCH_LIVE_SECONDS:-20}" --backlog-orders "${BENCH_LIVE_BACKLOG_ORDERS:-5000}"
 # One SLA check with 200k open orders: nothing due, and 1,000 due, vs scanning every order (no broker).
 $PY -m scripts.bench_sla --orders 200000 --due 1000

@@ -141,7 +141,7 @@ def bench_inventory(orders: int) -> None:
     port = worker_environment["O2C_WEB_PORT"]
     handled: dict[str, float] = {}
 
-    def settle() -> None:
+    def settle(proc, run) -> None:
         quiet(port)
         handled.update(inventory_path_records(port))
 

@@ -93,8 +93,9 @@ class InventoryAgent(BatchAgent):
             send(self.exceptions_topic, exc_key, self.codec.encode("exceptions", exc.to_dict()), None)
             METRICS.child(METRICS.business_exceptions, exc.code).inc()
             log.debug("business exception sku=%s order_id=%s code=%s: %s", sku, exc.order_id, exc.code, exc.detail)
+        cause = message.cause_header() if outcome.results else None  # ordered by its cause's time
         for result in outcome.results:
-            send(self.results_topic, result.order_id.encode(), saga.encode(result), None)
+            send(self.results_topic, result.order_id.encode(), saga.encode(result), None, cause)
             METRICS.child(METRICS.allocation_messages, result.TYPE, "sent").inc()
         for atp in outcome.atp:
             send(self.atp_topic, raw_key, self.codec.encode("atp", atp.to_dict()), None)

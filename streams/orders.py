@@ -88,7 +88,7 @@ class OrderAgent(BatchAgent):
         for record, item in in_event_time_order(decoded):
             with mutex:
                 try:
-                    self.apply(send, record.partition, item, now)
+                    self.apply(send, record, item, now)
                 except InvalidEvent as exc:
                     dead_letter(send, self.settings, record, exc)
         self.sla.sync()
@@ -128,8 +128,9 @@ class OrderAgent(BatchAgent):
             raise KeyMismatch(f"record key {key!r} does not match order_id {order_id!r}")
         return item
 
-    def apply(self, send: Send, partition: int, item: dict[str, Any] | AllocationResult, now: int) -> None:
+    def apply(self, send: Send, record: Any, item: dict[str, Any] | AllocationResult, now: int) -> None:
         sla = self.sla
+        partition = record.partition
         result = item if isinstance(item, AllocationResult) else None
         if result is not None:
             order_id, at = result.order_id, result.occurred_at
@@ -166,8 +167,10 @@ class OrderAgent(BatchAgent):
             step.raised_before + outcome.exceptions + step.raised_after,
             item if outcome.publish or breaches or step.closed else None,
         )
+        if outcome.allocation:
+            cause = record.cause_header()  # the inventory agent orders it by its cause's time
         for message in outcome.allocation:
-            send(self.requests_topic, message.sku.encode(), saga.encode(message), None)
+            send(self.requests_topic, message.sku.encode(), saga.encode(message), None, cause)
             METRICS.child(METRICS.allocation_messages, message.TYPE, "sent").inc()
         if outcome.changed or step.closed:
             self.store.put(partition, key, state)

@@ -54,8 +54,9 @@ class Settings(BaseSettings):
         "exactly_once", description="Processing guarantee (docs/runtime.md)."
     )
     standby_replicas: int = Field(
-        1, ge=0, description="Standby replicas of each table partition kept by other workers "
-        "(docs/runtime.md: not kept by this release's runtime; a moving key answers 503 until restored)."
+        1, ge=0, description="0: no standbys. 1 or more: every worker follows the changelogs of the "
+        "partitions it does not process, so a moving partition restores only a short tail and its keys "
+        "are answered from the standby copy (marked stale) while it moves (docs/runtime.md)."
     )
     commit_interval: float = Field(
         0.1, gt=0, description="Longest time (s) between commits; each commit is one Kafka transaction "

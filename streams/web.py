@@ -41,6 +41,15 @@ DEFAULT_BREACHES = 100
 ROUTED_HEADER = "X-O2C-Routed"  # set on requests one worker forwards to another: never forwarded again
 RETRY_AFTER = 1  # seconds a client waits before asking again for a key whose partition moves
 ROUTE_TIMEOUT = 10.0
+STALE_HEADER = {"X-O2C-Stale": "standby"}  # on answers read from a standby copy (committed state,
+# possibly behind the owner's) while the key's partition moves
+
+
+class Local(str):
+    """Where `route` says a key is answered from, when not from another worker."""
+
+
+LOCAL, STANDBY = Local("local"), Local("standby")
 
 
 def readiness(app: faust.App, worker: Worker) -> dict[str, Any]:
@@ -143,24 +152,31 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
     order_topic, sku_topic = settings.topic("orders"), settings.topic("inventory")
 
     async def route(view: View, request: Request, topic: str, store: Any, key: str,
-                    timeout: float = ROUTE_TIMEOUT) -> Response | None:
-        """None when this worker answers for `key`; otherwise the owner's answer, or 503 while
-        the key's partition has no ready owner (rebalancing, owner gone, restoring)."""
+                    timeout: float = ROUTE_TIMEOUT) -> Response | Local:
+        """LOCAL when this worker answers for `key` as owner of its partition; STANDBY when it
+        keeps a standby copy of the partition and nobody can answer better; otherwise the
+        owner's answer, or 503 while the key's partition has no ready owner (rebalancing, owner
+        gone, restoring) and no standby copy here."""
         raw = key.encode()
         if store.owns(raw):
-            return None
-        if request.headers.get(ROUTED_HEADER):
-            return unavailable(view, f"partition of {key!r} is moving to another worker")
-        partition = partition_of(raw, settings.partitions)
-        for _attempt in range(2):
-            url = await worker.router.owner(topic, partition)
-            if url is None or url == settings.canonical_url:
+            return LOCAL
+        if not request.headers.get(ROUTED_HEADER):
+            partition = partition_of(raw, settings.partitions)
+            for _attempt in range(2):
+                url = await worker.router.owner(topic, partition)
+                if url is None or url == settings.canonical_url:
+                    break
+                try:
+                    reply = await forward(view, request, url, timeout)
+                except Exception as exc:  # noqa: BLE001 - unreachable, closed, timed out: ask again
+                    log.info("routing %s to %s failed (%r): asking the group again", request.path, url, exc)
+                    worker.router.invalidate()
+                    continue
+                if reply.status != 503 or not store.has_standby(raw):
+                    return reply
                 break
-            try:
-                return await forward(view, request, url, timeout)
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                log.info("routing %s to %s failed (%r): asking the group again", request.path, url, exc)
-                worker.router.invalidate()
+        if store.has_standby(raw) and "wait_for" not in request.query:
+            return STANDBY
         return unavailable(view, f"partition of {key!r} is moving to another worker")
 
     async def forward(view: View, request: Request, url: str, timeout: float) -> Response:
@@ -203,7 +219,12 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         except ValueError as exc:
             return error(self, 400, str(exc))
         routed = await route(self, request, order_topic, orders.store, order_id, timeout + ROUTE_TIMEOUT)
-        if routed is not None:
+        if routed is STANDBY:
+            state = orders.store.lookup_standby(order_id.encode())
+            if state is None:
+                return error(self, 404, f"unknown order {order_id!r}")
+            return self.json(to_view(state), headers=dict(STALE_HEADER))
+        if routed is not LOCAL:
             return routed
         deadline = time.monotonic() + timeout
         while True:
@@ -243,18 +264,17 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         if warehouse_id is not None and not KEY_PATTERN.match(warehouse_id):
             return error(self, 400, f"warehouse_id must be {KEY_RULE}")
         routed = await route(self, request, sku_topic, inventory.store, sku)
-        if routed is not None:
+        if routed is not LOCAL and routed is not STANDBY:
             return routed
+        headers = dict(STALE_HEADER) if routed is STANDBY else None
         with inventory.store.mutex:
-            state = inventory.lookup(sku)
+            state = inventory.store.lookup_standby(sku.encode()) if headers else inventory.lookup(sku)
             if state is None:
                 return error(self, 404, f"unknown sku {sku!r}")
-            if warehouse_id is None:
-                return self.json(atp_view(state))
-            body = warehouse_view(state, warehouse_id)
+            body = atp_view(state) if warehouse_id is None else warehouse_view(state, warehouse_id)
         if body is None:
             return error(self, 404, f"sku {sku!r} has no position at warehouse {warehouse_id!r}")
-        return self.json(body)
+        return self.json(body, headers=headers)
 
     async def from_other_workers(path: str) -> tuple[list[Any], list[str]]:
         """`path` asked of every other worker of the group: the answers, and the workers that

@@ -27,6 +27,7 @@ Every process (workers, simulators) is stopped by PID.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import threading
@@ -44,12 +45,13 @@ from tests.test_orders_cluster import anomalies, comparable_view, events_in, inp
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-# Faust's assignor is sticky: a joining worker only gets partitions the others hold beyond
-# ceil(partitions / workers), so with 4 partitions a third worker joining two gets none
-# (and is never ready). 6 partitions: 2 each with three workers, 3 each with two.
+# 6 partitions: 2 each with three workers, 3 each with two.
 PARTITIONS = 6
+# O2C_TEST_MEMBERSHIP_STANDBY=0 runs the workers without standby replicas (to measure the
+# unanswerable windows both ways); by default they keep standbys, as the chart does.
+STANDBY = os.environ.get("O2C_TEST_MEMBERSHIP_STANDBY", "1")
 # A SIGKILLed member holds its partitions until its session times out: keep that short.
-MEMBER_ENV = {"O2C_SESSION_TIMEOUT": "8", "O2C_HEARTBEAT_INTERVAL": "1"}
+MEMBER_ENV = {"O2C_SESSION_TIMEOUT": "8", "O2C_HEARTBEAT_INTERVAL": "1", "O2C_STANDBY_REPLICAS": STANDBY}
 # Traffic: successive `o2c simulate` chunks (one seed each, ~1,000 events) paced at RATE
 # events/s until the membership changes are over; at most MAX_CHUNKS of them.
 CHUNK_ORDERS = 100
@@ -160,6 +162,12 @@ class Prober(threading.Thread):
         self.longest = (0.0, "", "", "")  # seconds, worker, path, phase
         self.last_answer: dict[str, float] = {}  # path -> last 200/404 from any worker
         self.longest_gap = (0.0, "", "")  # seconds, path, phase
+        # per phase: longest unanswerable window of a key on a worker that had answered since
+        # its (re)start (a starting worker is not ready: a load balancer would not ask it yet),
+        # and longest gap between two answers for a key from any worker
+        self.window_by_phase: dict[str, float] = defaultdict(float)
+        self.gap_by_phase: dict[str, float] = defaultdict(float)
+        self.serving: set[tuple[str, int]] = set()  # (worker, generation) that answered 200/404
         self.stopping = threading.Event()
         self.rounds = 0
 
@@ -236,14 +244,21 @@ class Prober(threading.Thread):
         if outcome not in self.GOOD and len(self.bad[outcome]) < 3:
             self.bad[outcome].append(f"[{self.phase}] {name} GET {path}: {outcome} {detail}")
         key = (name, path)
+        member = (name, self.live[name][1])
         if outcome in ("200", "404"):
+            self.serving.add(member)
             since = self.outage.pop(key, None)
-            if since is not None and now - since > self.longest[0]:
-                self.longest = (now - since, name, path, self.phase)
-            if path in self.last_answer and now - self.last_answer[path] > self.longest_gap[0]:
-                self.longest_gap = (now - self.last_answer[path], path, self.phase)
+            if since is not None:
+                if now - since > self.longest[0]:
+                    self.longest = (now - since, name, path, self.phase)
+                self.window_by_phase[self.phase] = max(self.window_by_phase[self.phase], now - since)
+            if path in self.last_answer:
+                gap = now - self.last_answer[path]
+                if gap > self.longest_gap[0]:
+                    self.longest_gap = (gap, path, self.phase)
+                self.gap_by_phase[self.phase] = max(self.gap_by_phase[self.phase], gap)
             self.last_answer[path] = now
-        elif outcome != "not-listening":
+        elif outcome != "not-listening" and member in self.serving:
             self.outage.setdefault(key, started)
 
     def finish(self) -> None:
@@ -278,6 +293,10 @@ class Prober(threading.Thread):
         lines.append(
             f"  longest gap between two answers for a key from any worker: {secs:.1f}s ({path}, {phase})"
         )
+        lines.append(f"  per phase (standby replicas {STANDBY}): unanswerable window on a serving worker / gap "
+                     "between answers from any worker")
+        for phase in by_phase:
+            lines.append(f"    {phase:24} {self.window_by_phase[phase]:5.1f}s / {self.gap_by_phase[phase]:5.1f}s")
         return "\n".join(lines)
 
 
@@ -396,8 +415,10 @@ class Cluster:
             streak = streak + 1 if all(s == "ready" for s in states.values()) else 0
             time.sleep(0.5)
 
-    def wait_progress(self, phase: str, timeout: float = 30) -> None:
-        """Until the live workers together take in more input (the traffic keeps coming)."""
+    def wait_progress(self, phase: str, timeout: float = 30) -> float:
+        """Until the live workers together take in more input (the traffic keeps coming); the
+        seconds it took."""
+        started = time.monotonic()
         before = sum(events_in(w) for w in self.live)
         deadline = time.monotonic() + timeout
         while sum(events_in(w) for w in self.live) <= before:
@@ -409,6 +430,7 @@ class Cluster:
                 )
             time.sleep(0.5)
             before = min(before, sum(events_in(w) for w in self.live))  # a restart resets a counter
+        return time.monotonic() - started
 
     def hold(self, phase: str, seconds: float = DWELL) -> None:
         """Let the settled cluster process traffic for a while, watching for crashes."""
@@ -635,8 +657,8 @@ def test_membership_changes_are_routine(
             phase = "SIGTERM w3"
             prober.set_phase(phase)
             cluster.stop(w3, phase)
+            mark(f"survivors processing again {cluster.wait_progress(phase):.1f} s after w3 exited")
             cluster.wait_ready(phase)
-            cluster.wait_progress(phase)
             mark("w1, w2 ready")
             cluster.hold(phase)
 
@@ -651,7 +673,8 @@ def test_membership_changes_are_routine(
             phase = "SIGKILL w2"
             prober.set_phase(phase)
             cluster.kill(w2, phase)
-            cluster.wait_progress(phase)  # the survivors keep going until the session times out
+            # the survivors keep going with their own partitions; w2's move at its session timeout
+            mark(f"survivors processing ({cluster.wait_progress(phase):.1f} s after the kill)")
             cluster.start(w2)  # same data dir
             cluster.wait_ready(phase)
             cluster.wait_progress(phase)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import requests
 from confluent_kafka import Producer
 
 from tests.harness import read_topic
@@ -72,6 +73,11 @@ def test_status_events_http_and_dead_letters(kafka_env, workers):
     assert worker.get("/orders/bad%20id").status_code == 400
     assert worker.get("/orders/SO-1?wait_for=NOPE").status_code == 400
     assert worker.get("/orders/SO-1?wait_for=CLOSED&timeout=0.5").status_code == 408
+    # errors of the web server itself are JSON too (SPEC §8)
+    unknown = worker.get("/no/such/path")
+    assert unknown.status_code == 404 and "no such path" in unknown.json()["error"]
+    wrong = requests.post(f"{worker.url}/orders/SO-1", timeout=10)
+    assert wrong.status_code == 405 and "POST" in wrong.json()["error"]
     stats = worker.get("/stats").json()
     assert stats["by_status"] == {"BACKORDERED": 1} and stats["orders"] == 1
     assert worker.errors() == []

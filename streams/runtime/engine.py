@@ -47,10 +47,19 @@ _RESUME_AT = 1_000
 _STALL_WARNING = 5.0  # seconds a task may wait for an input partition before we look why
 
 
-class Record:
-    """One input record, with the attribute names the processors and dead letters use."""
+CAUSE_TIME = "o2c.cause_ts"
+"""Header of records the pipeline sends to itself (the allocation saga): the timestamp of the
+input record that caused them, which is their place in the receiving task's time order. Their
+own timestamp is when they were produced: during a catch-up that is far later than the backlog
+around them, and the merge would hold them back until the whole backlog was processed."""
 
-    __slots__ = ("topic", "partition", "offset", "key", "value", "timestamp", "_headers")
+
+class Record:
+    """One input record, with the attribute names the processors and dead letters use.
+    `timestamp` orders it within its task: the cause's time for internal records, else the
+    record's own timestamp."""
+
+    __slots__ = ("topic", "partition", "offset", "key", "value", "timestamp", "headers")
 
     def __init__(self, msg: Any) -> None:
         self.topic = msg.topic()
@@ -59,14 +68,17 @@ class Record:
         self.key = msg.key()
         self.value = msg.value()
         self.timestamp = msg.timestamp()[1]
-        self._headers = msg  # read lazily: dead letters only
+        headers = msg.headers()
+        self.headers: list[tuple[str, bytes]] = headers or []
+        if headers:
+            for name, value in headers:
+                if name == CAUSE_TIME:
+                    self.timestamp = int(value)
+                    break
 
-    @property
-    def headers(self) -> list[tuple[str, bytes]]:
-        source = self._headers
-        if not isinstance(source, list):
-            source = self._headers = list(source.headers() or [])
-        return source
+    def cause_header(self) -> list[tuple[str, bytes]]:
+        """Headers for a record this one causes on an internal topic."""
+        return [(CAUSE_TIME, str(self.timestamp).encode())]
 
 
 class Output:
@@ -193,8 +205,14 @@ class Runtime:
         commit_interval: float,
         batch_size: int,
         on_fatal: Callable[[BaseException], None],
+        standby_partitions: int = 0,
     ) -> None:
+        """`standby_partitions`: the stores' partition count, to keep standby copies of every
+        partition this worker does not process (0: no standbys)."""
         self.processors = list(processors)
+        self.standby_partitions = standby_partitions
+        self.standby_consumer: Consumer | None = None
+        self.standby_of: dict[tuple[str, int], PartitionedStore[Any]] = {}
         self.exactly_once = exactly_once
         self.commit_interval = commit_interval
         self.batch_size = batch_size
@@ -261,6 +279,17 @@ class Runtime:
             self.producer.begin_transaction()
         self.out = Output(self.producer)
         self.consumer = Consumer(self._consumer_config)
+        if self.standby_partitions:
+            self.standby_consumer = Consumer(
+                {
+                    **self._restore_config,
+                    "group.id": "o2c-standby",  # never joins nor commits: partitions are assigned
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "auto.offset.reset": "earliest",
+                    "fetch.wait.max.ms": 100,
+                }
+            )
         topics = sorted(self.processor_of)
         self.consumer.subscribe(
             topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -271,6 +300,8 @@ class Runtime:
         assert self.consumer is not None and self.producer is not None
         self._commit(force=True)
         self.consumer.close()  # revokes (nothing left to commit) and leaves the group at once
+        if self.standby_consumer is not None:
+            self.standby_consumer.close()
         if self.exactly_once:
             try:
                 self.producer.abort_transaction(10)  # the empty one begun by the last commit
@@ -300,11 +331,20 @@ class Runtime:
         assert self.consumer is not None and self.producer is not None
         now = time.monotonic()
         ready = any(self._has_ready(task) for task in self.tasks.values())
-        timeout = 0.0 if ready else min(0.05, max(0.0, self.commit_interval - (now - self.last_commit)))
-        msgs = self.consumer.consume(1000, timeout)
+        if ready:
+            msgs = self.consumer.consume(1000, 0)
+        else:
+            # consume(n, timeout) waits for n records or the whole timeout: wait for the first
+            # record only, then take what else is there.
+            timeout = min(0.05, max(0.0, self.commit_interval - (now - self.last_commit)))
+            msgs = self.consumer.consume(1, timeout)
+            if msgs:
+                msgs += self.consumer.consume(999, 0)
         if msgs:
             self._buffer(msgs)
         processed = self._process()
+        if self.standby_of:
+            self._follow_standbys()
         self._punctuate()
         self.producer.poll(0)
         now = time.monotonic()
@@ -498,6 +538,7 @@ class Runtime:
         log.info("partitions assigned: %s", _names(assigned))
         started = time.monotonic()
         self._open_tasks(assigned, rewind=False)
+        self._plan_standbys()
         self.generation += 1
         self.rebalancing = False
         log.info("assignment ready in %.2f s", time.monotonic() - started)
@@ -520,7 +561,11 @@ class Runtime:
             for partition in partitions:
                 self.tasks.pop((processor.name, partition), None)
                 for store in processor.stores:
-                    store.close(partition)
+                    if self.standby_partitions:  # committed state: queries may read it meanwhile
+                        store.deactivate(partition)
+                        store.standby.add(partition)
+                    else:
+                        store.close(partition)
 
     def _open_tasks(self, tps: set[tuple[str, int]], *, rewind: bool) -> None:
         assert self.consumer is not None
@@ -539,7 +584,7 @@ class Runtime:
             partitions = sorted({p for t, p in tps if t in processor.topics})
             if not partitions:
                 continue
-            for store in processor.stores:
+            for store in processor.stores:  # a standby copy answers queries until restored
                 restore(store, partitions, self._restore_config)
             for partition in partitions:
                 task = Task(processor, partition, list(processor.topics))
@@ -550,8 +595,51 @@ class Runtime:
                     else:
                         task.at_end[index] = True  # not ours (topics mis-partitioned): never wait
             for store in processor.stores:
+                store.standby.difference_update(partitions)
                 store.active.update(partitions)
             processor.assigned(set(partitions))
+
+
+    # ------------------------------------------------------------------ standbys
+
+    def _plan_standbys(self) -> None:
+        """Follow the changelog of every store partition this worker does not process, so that
+        a partition moving here restores only a short tail, and queries for it can be answered
+        from committed state while it moves (streams/web.py marks such answers as stale)."""
+        if self.standby_consumer is None:
+            return
+        wanted: dict[tuple[str, int], PartitionedStore[Any]] = {}
+        for processor in self.processors:
+            for store in processor.stores:
+                for partition in range(self.standby_partitions):
+                    if partition not in store.active:
+                        wanted[(store.changelog_topic, partition)] = store
+        starts = []
+        for (topic, partition), store in sorted(wanted.items(), key=lambda item: item[0]):
+            store.open(partition)
+            store.standby.add(partition)
+            position = store.position(partition)
+            starts.append(TopicPartition(topic, partition, position if position is not None else -2))
+        self.standby_of = wanted
+        self.standby_consumer.assign(starts)
+
+    def _follow_standbys(self) -> None:
+        assert self.standby_consumer is not None
+        msgs = self.standby_consumer.consume(2_000, 0)
+        if not msgs:
+            return
+        batches: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
+        last: dict[tuple[str, int], int] = {}
+        for msg in msgs:
+            if msg.error():
+                continue
+            tp = (msg.topic(), msg.partition())
+            batches.setdefault(tp, []).append((msg.key(), msg.value()))
+            last[tp] = msg.offset()
+        for tp, records in batches.items():
+            store = self.standby_of.get(tp)
+            if store is not None and tp[1] in store.standby:
+                store.restore_batch(tp[1], records, last[tp] + 1)
 
 
 def restore(store: PartitionedStore[Any], partitions: Sequence[int], config: Mapping[str, Any]) -> int:

@@ -56,6 +56,7 @@ class PartitionedStore(Generic[V]):
         self.mutex = threading.RLock()
         self.dbs: dict[int, Rdict] = {}  # open partitions (active or restoring)
         self.active: set[int] = set()  # partitions this worker processes now
+        self.standby: set[int] = set()  # partitions kept up to date from the changelog only
         self.cache: dict[int, dict[bytes, V]] = {}
         self.dirty: dict[int, set[bytes]] = {}
         self._pending: dict[int, dict[bytes, bytes]] = {}  # flushed, waiting for the commit
@@ -72,11 +73,16 @@ class PartitionedStore(Generic[V]):
             db = self.dbs[partition] = Rdict(str(path), Options(raw_mode=True))
         return db
 
-    def close(self, partition: int) -> None:
-        """Forget the partition's memory and close its DB (the files stay for a later return)."""
+    def deactivate(self, partition: int) -> None:
+        """Stop processing the partition: forget its memory, keep its DB open (a standby)."""
         self.active.discard(partition)
         for held in (self.cache, self.dirty, self._pending, self._last_sent):
             held.pop(partition, None)
+
+    def close(self, partition: int) -> None:
+        """Forget the partition's memory and close its DB (the files stay for a later return)."""
+        self.deactivate(partition)
+        self.standby.discard(partition)
         db = self.dbs.pop(partition, None)
         if db is not None:
             db.close()
@@ -136,6 +142,17 @@ class PartitionedStore(Generic[V]):
         db = self.dbs.get(partition)
         raw = db.get(key) if db is not None else None
         return self.decode(raw) if raw is not None else None
+
+    def lookup_standby(self, key: bytes) -> V | None:
+        """For queries: the key's committed value from a standby copy of its partition (None
+        when this worker keeps no standby of it, or the key is unknown there)."""
+        partition = self.partition_of(key)
+        db = self.dbs.get(partition) if partition in self.standby else None
+        raw = db.get(key) if db is not None else None
+        return self.decode(raw) if raw is not None else None
+
+    def has_standby(self, key: bytes) -> bool:
+        return self.partition_of(key) in self.standby
 
     def items(self, partition: int) -> Iterator[tuple[bytes, V]]:
         """Every value of an active partition (the writer's thread, or statistics)."""
@@ -211,5 +228,6 @@ class PartitionedStore(Generic[V]):
         return {p for p, keys in self.dirty.items() if keys} | set(self._pending)
 
     def close_all(self) -> None:
+        self.standby.clear()
         for partition in list(self.dbs):
             self.close(partition)

@@ -1,0 +1,155 @@
+"""The runtime's pieces that need no broker: the task merge (event-time order, KIP-695 waiting),
+the partitioner, and the store's commit protocol."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.runtime.engine import CAUSE_TIME, Record, Task
+from streams.runtime.partitioner import partition_of
+from streams.runtime.store import PartitionedStore
+
+
+class Msg:
+    """What `Record` reads of a confluent-kafka Message."""
+
+    def __init__(self, topic: str, offset: int, ts: int, headers: list | None = None) -> None:
+        self._t, self._o, self._ts, self._h = topic, offset, ts, headers
+
+    def topic(self): return self._t  # noqa: E704
+    def partition(self): return 0  # noqa: E704
+    def offset(self): return self._o  # noqa: E704
+    def key(self): return b"k"  # noqa: E704
+    def value(self): return b"v"  # noqa: E704
+    def timestamp(self): return (1, self._ts)  # noqa: E704
+    def headers(self): return self._h  # noqa: E704
+
+
+def task(*topics: str) -> Task:
+    return Task(SimpleNamespace(name="p"), 0, list(topics))
+
+
+def fill(t: Task, index: int, *stamps: int) -> None:
+    for offset, ts in enumerate(stamps):
+        t.queues[index].append(Record(Msg(t.topics[index], offset, ts)))
+
+
+def test_lowest_timestamp_first_and_ties_by_topic_order():
+    t = task("orders", "shipments")
+    fill(t, 0, 10, 30, 30)
+    fill(t, 1, 20, 30)
+    t.at_end = [True, True]
+    taken = t.take(10, now=0.0)
+    assert [(r.topic, r.timestamp) for r in taken] == [
+        ("orders", 10), ("shipments", 20), ("orders", 30), ("orders", 30), ("shipments", 30)
+    ]
+
+
+def test_waits_for_a_partition_that_may_hold_an_earlier_record():
+    t = task("orders", "shipments")
+    fill(t, 0, 10, 20)
+    t.at_end = [False, False]  # shipments: nothing buffered, end not reported since its last record
+    assert t.take(10, now=0.0) == []
+    t.at_end[1] = True  # end of partition: nothing earlier can come
+    assert [r.timestamp for r in t.take(10, now=0.1)] == [10, 20]
+
+
+def test_a_partition_that_never_reports_stops_blocking_after_the_stall_limit():
+    t = task("orders", "shipments")
+    fill(t, 0, 10)
+    assert t.take(10, now=0.0) == []
+    assert t.take(10, now=1.0) == []
+    assert [r.timestamp for r in t.take(10, now=6.0)] == [10]
+
+
+def test_internal_records_are_ordered_by_their_cause():
+    record = Record(Msg("results", 0, 999_999, [(CAUSE_TIME, b"15")]))
+    assert record.timestamp == 15
+    assert Record(Msg("orders", 0, 7, [("other", b"1")])).timestamp == 7
+    assert record.cause_header() == [(CAUSE_TIME, b"15")]
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 40)), max_size=60), st.integers(1, 7))
+def test_merge_is_a_function_of_the_records_not_of_the_batch_size(items, limit):
+    """Any batch size gives the same order; each topic keeps its own order; nothing is lost."""
+
+    def merged(batch: int) -> list[tuple[str, int]]:
+        t = task("a", "b", "c")
+        for i, (topic, ts) in enumerate(items):
+            t.queues[topic].append(Record(Msg(t.topics[topic], i, ts)))
+        t.at_end = [True, True, True]
+        out = []
+        while True:
+            taken = t.take(batch, now=0.0)
+            if not taken:
+                return out
+            out += [(r.topic, r.offset) for r in taken]
+
+    whole = merged(1000)
+    assert merged(limit) == whole
+    assert sorted(whole) == sorted((t, i) for i, (t, _) in enumerate(("abc"[x], ts) for x, ts in items))
+    for topic in "abc":
+        offsets = [o for t, o in whole if t == topic]
+        assert offsets == sorted(offsets)
+
+
+@given(st.binary(max_size=40), st.integers(1, 64))
+def test_partitioner_matches_kafkas_default(key, partitions):
+    expected = DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
+    assert partition_of(key, partitions) == expected
+
+
+def store(tmp_path) -> PartitionedStore[str]:
+    s: PartitionedStore[str] = PartitionedStore(
+        "t", "app-t-changelog", tmp_path, decode=bytes.decode, encode=str.encode, partition_of=lambda k: 0
+    )
+    s.open(0)
+    s.active.add(0)
+    return s
+
+
+class Delivered:
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def partition(self): return 0  # noqa: E704
+    def offset(self): return self._offset  # noqa: E704
+
+
+def test_state_reaches_rocksdb_only_after_its_transaction_committed(tmp_path):
+    s = store(tmp_path)
+    s.put(0, b"a", "1")
+    s.put(0, b"a", "2")  # one changelog record per key per commit
+    sent = []
+    s.flush_changelog(lambda topic, key, value, partition, cb: sent.append((key, value, cb)))
+    assert [(k, v) for k, v, _ in sent] == [(b"a", b"2")]
+    assert s.dbs[0].get(b"a") is None  # not committed yet
+    sent[0][2](None, Delivered(41))
+    s.persist()
+    assert s.dbs[0].get(b"a") == b"2"
+    assert s.position(0) == 42  # the commit marker's offset: a restart reads from there
+    assert s.lookup(b"a") == "2"
+
+
+def test_an_aborted_transaction_leaves_rocksdb_and_memory_as_committed(tmp_path):
+    s = store(tmp_path)
+    s.restore_batch(0, [(b"a", b"1"), (b"gone", b"x"), (b"gone", None)], 10)
+    assert s.get(0, b"gone") is None
+    s.put(0, b"a", "changed")
+    s.flush_changelog(lambda *args: None)
+    s.discard()
+    assert s.get(0, b"a") == "1" and s.position(0) == 10
+    assert s.uncommitted_partitions() == set()
+
+
+def test_a_standby_copy_answers_only_while_it_is_one(tmp_path):
+    s = store(tmp_path)
+    s.restore_batch(0, [(b"a", b"1")], 5)
+    s.deactivate(0)
+    assert s.lookup(b"a") is None and s.lookup_standby(b"a") is None
+    s.standby.add(0)
+    assert s.lookup_standby(b"a") == "1" and s.has_standby(b"a")
