@@ -9,7 +9,8 @@
 # Environment: KAFKA_VERSION (pinned below, see docs/kafka.md), KAFKA_PORT (9092),
 # KAFKA_CONTROLLER_PORT (KAFKA_PORT+1), KAFKA_STATE_DIR (.cache/kafka-run-<port>),
 # KAFKA_SASL_PORT (unset: no SASL listener; KAFKA_SASL_USER/KAFKA_SASL_PASSWORD for PLAIN),
-# KAFKA_HEAP (512m), KAFKA_FRESH=1 wipes the state dir before starting.
+# KAFKA_HEAP (512m), KAFKA_FRESH=1 wipes the state dir before starting, KAFKA_EXTRA_PROPERTIES
+# (lines appended to server.properties).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -82,6 +83,9 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=168
 EOF
+  if [ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]; then  # one property per line, for experiments
+    printf '%s\n' "$KAFKA_EXTRA_PROPERTIES" >>"$STATE/server.properties"
+  fi
   if [ -n "$SASL_PORT" ]; then
     cat >>"$STATE/server.properties" <<EOF
 sasl.enabled.mechanisms=PLAIN

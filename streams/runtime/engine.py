@@ -32,6 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -82,11 +83,25 @@ class Record:
 
 
 class Output:
-    """What a processor sends with: every record joins the worker's open transaction."""
+    """What a processor sends with: every record joins the worker's open transaction. While a
+    commit is in flight no record may join its transaction: sends are held, and produced into
+    the next transaction once it begins (`release`), or dropped with an abort (`drop_held`)."""
 
     def __init__(self, producer: Producer) -> None:
         self.producer = producer
         self.produced = 0  # records since the last commit
+        self._held: list[tuple[Any, ...]] | None = None
+
+    def hold(self) -> None:
+        self._held = []
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        for args in held or ():
+            self.send(*args)
+
+    def drop_held(self) -> None:
+        self._held = None
 
     def send(
         self,
@@ -98,6 +113,10 @@ class Output:
         timestamp: int | None = None,
         on_delivery: Callable[[Any, Any], None] | None = None,
     ) -> None:
+        if self._held is not None:
+            self._held.append((topic, key, value, partition, headers, timestamp, on_delivery))
+            self.produced += 1
+            return
         kwargs: dict[str, Any] = {}
         if partition is not None:
             kwargs["partition"] = partition
@@ -238,6 +257,8 @@ class Runtime:
         self.last_commit = time.monotonic()
         self._next_punctuate = {p.name: time.monotonic() for p in self.processors}
         self._thread: threading.Thread | None = None
+        self._committer: ThreadPoolExecutor | None = None
+        self._inflight: tuple[Future[None], float, list[int]] | None = None  # a commit under way
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.out: Output | None = None
@@ -274,6 +295,7 @@ class Runtime:
 
     def _setup(self) -> None:
         self.producer = Producer(self._producer_config)
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="o2c-commit")
         if self.exactly_once:
             self.producer.init_transactions(30)
             self.producer.begin_transaction()
@@ -298,7 +320,7 @@ class Runtime:
 
     def _shutdown(self) -> None:
         assert self.consumer is not None and self.producer is not None
-        self._commit(force=True)
+        self._commit(wait=True)
         self.consumer.close()  # revokes (nothing left to commit) and leaves the group at once
         if self.standby_consumer is not None:
             self.standby_consumer.close()
@@ -311,9 +333,14 @@ class Runtime:
         for processor in self.processors:
             for store in processor.stores:
                 store.close_all()
+        if self._committer is not None:
+            self._committer.shutdown()
         log.info("runtime stopped")
 
     def _abort_quietly(self) -> None:
+        if self._inflight is not None:
+            self._inflight[0].exception()  # let it end before aborting
+            self._inflight = None
         try:
             if self.producer is not None and self.exactly_once:
                 self.producer.abort_transaction(5)
@@ -347,6 +374,11 @@ class Runtime:
             self._follow_standbys()
         self._punctuate()
         self.producer.poll(0)
+        if self._inflight is not None:
+            if not self._inflight[0].done():
+                return
+            if not self._finish_commit():
+                return
         now = time.monotonic()
         due = now - self.last_commit >= self.commit_interval
         idle = not processed and not any(self._has_ready(task) for task in self.tasks.values())
@@ -432,10 +464,15 @@ class Runtime:
 
     # ------------------------------------------------------------------ commits
 
-    def _commit(self, force: bool = False) -> bool:
-        """Commit processed offsets, outputs and changelog records as one transaction; False
-        if it had to be aborted (the work since the last commit is then done again)."""
+    def _commit(self, wait: bool = False) -> bool:
+        """Commit what was processed since the last commit: outputs, changelog records and
+        input offsets in one transaction. The transaction's round trips run on the committer
+        thread while processing goes on (its sends are held until the next transaction begins,
+        see `Output`); `wait` (revocation, shutdown) finishes it here. False if a transaction
+        had to be aborted (its input is then read again from the committed offsets)."""
         assert self.consumer is not None and self.producer is not None and self.out is not None
+        if self._inflight is not None and not self._finish_commit():
+            return False
         dirty = any(store.dirty for p in self.processors for store in p.stores)
         if not (self.offsets or self.out.produced or dirty):
             self.last_commit = time.monotonic()
@@ -445,40 +482,63 @@ class Runtime:
             for store in processor.stores:
                 store.flush_changelog(self.out.produce)
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.offsets.items()]
-        try:
-            if self.exactly_once:
-                if offsets:
-                    self.producer.send_offsets_to_transaction(
-                        offsets, self.consumer.consumer_group_metadata(), 30
-                    )
-                self.producer.commit_transaction(30)  # flushes, and serves delivery reports
-                self.producer.poll(0)
-            else:
+        stamps = self.timestamps
+        self.offsets, self.timestamps = {}, []
+        self.out.produced = 0
+        self.last_commit = time.monotonic()
+        if not self.exactly_once:
+            try:
                 remaining = self.producer.flush(30)
                 if remaining:
                     raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{remaining} records undelivered"))
                 if offsets:
                     self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                self._abort(exc)
+                return False
+            self._committed(started, stamps)
+            return True
+        metadata = self.consumer.consumer_group_metadata() if offsets else None
+        assert self._committer is not None
+        self._inflight = (self._committer.submit(self._transact, offsets, metadata), started, stamps)
+        self.out.hold()
+        return self._finish_commit() if wait else True
+
+    def _transact(self, offsets: list[TopicPartition], metadata: Any) -> None:
+        """On the committer thread: the transaction's round trips."""
+        assert self.producer is not None
+        if offsets:
+            self.producer.send_offsets_to_transaction(offsets, metadata, 30)
+        self.producer.commit_transaction(30)  # flushes first
+
+    def _finish_commit(self) -> bool:
+        """Wait for the commit in flight; then persist what it committed and begin the next
+        transaction with the sends held meanwhile (or abort and rewind, False)."""
+        assert self._inflight is not None and self.producer is not None and self.out is not None
+        future, started, stamps = self._inflight
+        self._inflight = None
+        try:
+            future.result()
         except KafkaException as exc:
+            self.out.drop_held()  # made after the failed transaction's state: done again
             self._abort(exc)
             return False
-        duration = time.perf_counter() - started
-        METRICS.commit_seconds.observe(duration)
+        self.producer.poll(0)  # delivery reports: the changelog offsets the stores persist
+        self._committed(started, stamps)
+        self.producer.begin_transaction()
+        self.out.release()
+        return True
+
+    def _committed(self, started: float, stamps: list[int]) -> None:
+        METRICS.commit_seconds.observe(time.perf_counter() - started)
         wall_ms = time.time() * 1000
         observe = METRICS.record_to_commit.observe
-        for stamp in self.timestamps:
+        for stamp in stamps:
             observe(max(wall_ms - stamp, 0.0) / 1000)
         for processor in self.processors:
             for store in processor.stores:
                 store.persist()
             processor.committed()
-        self.offsets.clear()
-        self.timestamps.clear()
-        self.out.produced = 0
-        self.last_commit = time.monotonic()
-        if self.exactly_once:
-            self.producer.begin_transaction()
-        return True
 
     def _abort(self, exc: KafkaException) -> None:
         """The transaction failed: abort it, forget its state changes and read its input
@@ -511,7 +571,7 @@ class Runtime:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         log.info("partitions revoked: %s", _names(revoked))
         self.rebalancing = True
-        if not self._commit(force=True):
+        if not self._commit(wait=True):
             log.warning("the revoked partitions' last transaction was aborted")
         self._close_tasks(revoked)
 
@@ -520,6 +580,9 @@ class Runtime:
         log.warning("partitions lost (this worker left the group): %s", _names(lost))
         self.rebalancing = True
         assert self.producer is not None and self.out is not None
+        if self._inflight is not None:
+            self._finish_commit()  # fails if the group moved on: aborted and rewound
+        self.out.drop_held()
         if self.exactly_once:
             try:
                 self.producer.abort_transaction(30)
