@@ -146,10 +146,14 @@ def test_an_aborted_transaction_leaves_rocksdb_and_memory_as_committed(tmp_path)
     assert s.uncommitted_partitions() == set()
 
 
-def test_a_standby_copy_answers_only_while_it_is_one(tmp_path):
+def test_a_standby_copy_answers_only_once_caught_up_and_while_it_is_one(tmp_path):
     s = store(tmp_path)
     s.restore_batch(0, [(b"a", b"1")], 5)
     s.deactivate(0)
     assert s.lookup(b"a") is None and s.lookup_standby(b"a") is None
-    s.standby.add(0)
+    s.standby.add(0)  # following the changelog, not at its end yet: it may miss keys
+    assert s.lookup_standby(b"a") is None and not s.has_standby(b"a")
+    s.standby_current.add(0)
     assert s.lookup_standby(b"a") == "1" and s.has_standby(b"a")
+    s.close(0)
+    assert not s.has_standby(b"a")

@@ -309,9 +309,14 @@ class Runtime:
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
                     "auto.offset.reset": "earliest",
+                    "enable.partition.eof": True,  # a standby answers queries once caught up
                     "fetch.wait.max.ms": 100,
                 }
             )
+            # Until the first assignment, every local partition is a standby copy: a restarted
+            # worker answers (marked stale) from its files at once, not only once the group
+            # has rebalanced (after a SIGKILL: once the dead member's session timed out).
+            self._plan_standbys()
         topics = sorted(self.processor_of)
         self.consumer.subscribe(
             topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -364,6 +369,8 @@ class Runtime:
             # consume(n, timeout) waits for n records or the whole timeout: wait for the first
             # record only, then take what else is there.
             timeout = min(0.05, max(0.0, self.commit_interval - (now - self.last_commit)))
+            if self._inflight is not None:
+                timeout = min(timeout, 0.002)  # notice the commit's end soon: its sends are held
             msgs = self.consumer.consume(1, timeout)
             if msgs:
                 msgs += self.consumer.consume(999, 0)
@@ -627,6 +634,7 @@ class Runtime:
                     if self.standby_partitions:  # committed state: queries may read it meanwhile
                         store.deactivate(partition)
                         store.standby.add(partition)
+                        store.standby_current.add(partition)
                     else:
                         store.close(partition)
 
@@ -659,6 +667,7 @@ class Runtime:
                         task.at_end[index] = True  # not ours (topics mis-partitioned): never wait
             for store in processor.stores:
                 store.standby.difference_update(partitions)
+                store.standby_current.difference_update(partitions)
                 store.active.update(partitions)
             processor.assigned(set(partitions))
 
@@ -693,16 +702,23 @@ class Runtime:
             return
         batches: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
         last: dict[tuple[str, int], int] = {}
+        caught_up = []
         for msg in msgs:
-            if msg.error():
-                continue
             tp = (msg.topic(), msg.partition())
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    caught_up.append(tp)
+                continue
             batches.setdefault(tp, []).append((msg.key(), msg.value()))
             last[tp] = msg.offset()
         for tp, records in batches.items():
             store = self.standby_of.get(tp)
             if store is not None and tp[1] in store.standby:
                 store.restore_batch(tp[1], records, last[tp] + 1)
+        for tp in caught_up:
+            store = self.standby_of.get(tp)
+            if store is not None and tp[1] in store.standby:
+                store.standby_current.add(tp[1])
 
 
 def restore(store: PartitionedStore[Any], partitions: Sequence[int], config: Mapping[str, Any]) -> int:

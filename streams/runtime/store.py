@@ -57,6 +57,7 @@ class PartitionedStore(Generic[V]):
         self.dbs: dict[int, Rdict] = {}  # open partitions (active or restoring)
         self.active: set[int] = set()  # partitions this worker processes now
         self.standby: set[int] = set()  # partitions kept up to date from the changelog only
+        self.standby_current: set[int] = set()  # standbys that reached the changelog's end once
         self.cache: dict[int, dict[bytes, V]] = {}
         self.dirty: dict[int, set[bytes]] = {}
         self._pending: dict[int, dict[bytes, bytes]] = {}  # flushed, waiting for the commit
@@ -83,6 +84,7 @@ class PartitionedStore(Generic[V]):
         """Forget the partition's memory and close its DB (the files stay for a later return)."""
         self.deactivate(partition)
         self.standby.discard(partition)
+        self.standby_current.discard(partition)
         db = self.dbs.pop(partition, None)
         if db is not None:
             db.close()
@@ -147,12 +149,14 @@ class PartitionedStore(Generic[V]):
         """For queries: the key's committed value from a standby copy of its partition (None
         when this worker keeps no standby of it, or the key is unknown there)."""
         partition = self.partition_of(key)
-        db = self.dbs.get(partition) if partition in self.standby else None
+        db = self.dbs.get(partition) if partition in self.standby_current else None
         raw = db.get(key) if db is not None else None
         return self.decode(raw) if raw is not None else None
 
     def has_standby(self, key: bytes) -> bool:
-        return self.partition_of(key) in self.standby
+        """A standby copy of the key's partition that has caught up with its changelog once
+        (a copy still replaying its history would answer 404 for keys it has not reached)."""
+        return self.partition_of(key) in self.standby_current
 
     def items(self, partition: int) -> Iterator[tuple[bytes, V]]:
         """Every value of an active partition (the writer's thread, or statistics)."""
@@ -229,5 +233,6 @@ class PartitionedStore(Generic[V]):
 
     def close_all(self) -> None:
         self.standby.clear()
+        self.standby_current.clear()
         for partition in list(self.dbs):
             self.close(partition)
