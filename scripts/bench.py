@@ -21,6 +21,9 @@ noisy, so absolute numbers wander; ratios much less).
     python -m scripts.bench allocation-latency [--orders N] [--commit-interval S]
                                                     OrderAccepted produced -> ALLOCATED visible
                                                     over HTTP, median and p99
+    python -m scripts.bench catchup [--orders N] [--http-clients N]
+                                                    one worker catching up on a backlog while HTTP
+                                                    clients query it: rate, HTTP latency, commits
     python -m scripts.bench live [--seconds S] [--backlog-orders N] [--http-clients N] [--rate R|half]...
                                                     one worker (defaults) under paced live traffic:
                                                     latency input -> status event visible at two
@@ -299,9 +302,11 @@ def measure_worker(
     counters: bool = False,
     roles: tuple[str, ...] = ORDER_ROLES,
     after: Callable[[subprocess.Popen, Run], None] | None = None,
+    started_hook: Callable[[subprocess.Popen], None] | None = None,
 ) -> Run:
-    """Start a worker subprocess, time it by its committed offsets of the `roles` topics, run
-    `after(worker process, run)` (still timed: `run.after_s`), stop it (by PID)."""
+    """Start a worker subprocess (then `started_hook(process)`), time it by its committed
+    offsets of the `roles` topics, run `after(worker process, run)` (still timed:
+    `run.after_s`), stop it (by PID)."""
     ends = end_offsets(settings, roles)
     total = sum(ends.values())
     group = env["O2C_APP_ID"]
@@ -312,6 +317,8 @@ def measure_worker(
         started = time.monotonic()
         proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         try:
+            if started_hook is not None:
+                started_hook(proc)
             last_change = started
             previous = -1
             while True:
@@ -583,6 +590,9 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="input events/s of a paced phase, or `half` (of the backlog throughput); default: 1000 and half",
     )
+    p = sub.add_parser("catchup")
+    p.add_argument("--orders", type=int, default=20_000, help="orders of the backlog")
+    p.add_argument("--http-clients", type=int, default=16, help="concurrent GET /orders/{id} clients")
     p = sub.add_parser("sinks")
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--orders", type=int, default=5_000)
@@ -613,6 +623,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts.bench_live import bench_live
 
         bench_live(args.rate or ["1000", "half"], args.seconds, args.backlog_orders, args.http_clients)
+    elif args.bench == "catchup":
+        from scripts.bench_live import bench_catchup
+
+        bench_catchup(args.orders, args.http_clients)
     elif args.bench == "sinks":
         from scripts.bench_sinks import bench_sinks
 

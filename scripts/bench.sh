@@ -28,5 +28,8 @@ $PY -m scripts.bench allocation-latency --orders "${BENCH_LATENCY_ORDERS:-1000}"
 # throughput measured first, 16 HTTP clients querying meanwhile: latency input -> status event visible
 # (read_committed) p50/p95/p99/max, end lag, HTTP p50/p99, worker CPU.
 $PY -m scripts.bench live --seconds "${BENCH_LIVE_SECONDS:-20}" --backlog-orders "${BENCH_LIVE_BACKLOG_ORDERS:-5000}"
+# A catch-up of ~190k input events while 16 HTTP clients query the worker: rate, HTTP latency, and
+# that no commit comes near the transaction timeout (none aborted).
+$PY -m scripts.bench catchup --orders "${BENCH_CATCHUP_ORDERS:-20000}" --http-clients 16
 # One SLA check with 200k open orders: nothing due, and 1,000 due, vs scanning every order (no broker).
 $PY -m scripts.bench_sla --orders 200000 --due 1000

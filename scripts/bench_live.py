@@ -585,3 +585,103 @@ def bench_live(rates: list[str], seconds: float, backlog_orders: int, http_count
     print(f"  worker log: {workdir}/live-worker.log")
     shutil.rmtree(workdir / "data", ignore_errors=True)
     delete_topics_of(settings)
+
+
+# --------------------------------------------------------------------------- catch-up under queries
+
+
+def bench_catchup(orders: int, http_count: int) -> None:
+    """One worker (defaults) catching up on a backlog while `http_count` clients query it from
+    the start: input events/s until everything is committed, the HTTP answers, and what the
+    commits did (aborted transactions, longest commit against the transaction timeout)."""
+    settings = isolated_settings()
+    workdir = BENCH_DIR / settings.topic_prefix.rstrip(".")
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = worker_env(settings, f"{settings.app_id}-catchup", workdir / "data", "exactly_once")
+    env.pop("O2C_SLA_CLOCK")
+    events, placed, _ = produce_backlog(settings, orders)
+    known = sorted(placed)
+    ctx = multiprocessing.get_context("spawn")
+    ready, go, stop_clients = ctx.Event(), ctx.Event(), ctx.Event()
+    results = ctx.Queue()
+    base_url = f"http://127.0.0.1:{env['O2C_WEB_PORT']}"
+    clients = ctx.Process(
+        target=http_clients, args=(base_url, known, http_count, ready, go, stop_clients, results), name="bench-http"
+    )
+
+    def start_clients(proc) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the clients' warm-up request needs the web server
+            try:
+                import urllib.request
+
+                urllib.request.urlopen(f"{base_url}/health", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        clients.start()
+        if not ready.wait(60):
+            raise RuntimeError("the HTTP clients did not start")
+        go.set()
+
+    stats: dict[str, Any] = {}
+
+    def finish(proc, run) -> None:
+        stop_clients.set()
+        stats["http"] = results.get(timeout=60)
+        stats["histograms"] = histograms(env["O2C_WEB_PORT"])
+        stats["max_commit"] = max_bucket(env["O2C_WEB_PORT"], "o2c_commit_seconds")
+
+    try:
+        run = measure_worker(
+            settings, "catchup-worker", [sys.executable, "-m", "streams.cli", "worker"], env, workdir,
+            roles=INPUT_ROLES, counters=True, after=finish, started_hook=start_clients,
+        )
+    finally:
+        stop_clients.set()
+        if clients.is_alive():
+            clients.join(30)
+        if clients.is_alive():
+            clients.terminate()  # by its PID
+    latencies, statuses, seconds = stats["http"]
+    latencies = sorted(x * 1000 for x in latencies)
+    commits, commit_s = stats["histograms"].get("o2c_commit_seconds", (0, 0.0))
+    print(f"$ python -m scripts.bench catchup --orders {orders} --http-clients {http_count}")
+    print(
+        f"  one o2c worker, default settings (exactly_once, commit interval {settings.commit_interval:g} s,"
+        f" transaction timeout {settings.transaction_timeout:g} s), catching up on {events:,} input events of"
+        f" {orders:,} orders while {http_count} closed-loop clients GET /orders/{{id}} from its start"
+    )
+    print(
+        f"  {run.rate:,.0f} input events/s until every input offset was committed ({run.seconds:.1f} s,"
+        f" worker CPU {run.cpu_share:.0%} of a core)"
+    )
+    print(
+        f"  HTTP: {len(latencies):,} requests ({len(latencies) / seconds:,.0f}/s), p50 {pct(latencies, 0.5):,.1f} ms,"
+        f" p99 {pct(latencies, 0.99):,.1f} ms, max {pct(latencies, 1.0):,.0f} ms; answers "
+        + ", ".join(f"{k}: {v:,}" for k, v in sorted(statuses.items()))
+    )
+    aborted = run.counters.get("o2c_aborted_transactions", 0.0)
+    print(
+        f"  commits: {commits:,.0f}, {commit_s / max(commits, 1) * 1000:,.1f} ms on average, the longest under"
+        f" {stats['max_commit']:g} s (histogram bucket); aborted transactions: {aborted:,.0f}"
+    )
+
+
+def max_bucket(port: str, name: str) -> float:
+    """Upper bound of the lowest histogram bucket holding every observation of `name`."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name != name.removesuffix("_seconds") and family.name != name:
+            continue
+        buckets = sorted(
+            (float(s.labels["le"]), s.value) for s in family.samples if s.name.endswith("_bucket")
+        )
+        total = buckets[-1][1] if buckets else 0
+        return next((le for le, count in buckets if count >= total), math.inf)
+    return math.nan

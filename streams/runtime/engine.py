@@ -19,8 +19,9 @@ Design (docs/runtime.md has the reasons and the measurements):
   is the buffered one with the lowest timestamp; while an input partition has nothing buffered but
   has not reported end-of-partition since its last record, the task waits for it.
 - **Commits**: every `commit_interval`, or sooner once nothing is left to process (low latency
-  when traffic is light, few transactions when it is heavy). A commit is one transaction round
-  trip; processing continues right after it.
+  when traffic is light, few transactions when it is heavy). The transaction's round trips run
+  on a committer thread while processing goes on; sends made meanwhile are held and produced
+  into the next transaction.
 - Faust stays the application framework (web server, worker lifecycle, services); this thread
   never touches the event loop except to hand notifications over with `call_soon_threadsafe`.
 """
@@ -45,7 +46,7 @@ log = logging.getLogger("o2c.runtime")
 
 _PAUSE_AT = 5_000  # records buffered per input partition before its fetching pauses
 _RESUME_AT = 1_000
-_STALL_WARNING = 5.0  # seconds a task may wait for an input partition before we look why
+_STALL_WARNING = 5.0  # seconds a task waits for a silent input partition before it goes on (logged)
 
 
 CAUSE_TIME = "o2c.cause_ts"
@@ -325,7 +326,7 @@ class Runtime:
 
     def _shutdown(self) -> None:
         assert self.consumer is not None and self.producer is not None
-        self._commit(wait=True)
+        self._commit(wait=True, rewind=False)
         self.consumer.close()  # revokes (nothing left to commit) and leaves the group at once
         if self.standby_consumer is not None:
             self.standby_consumer.close()
@@ -471,14 +472,15 @@ class Runtime:
 
     # ------------------------------------------------------------------ commits
 
-    def _commit(self, wait: bool = False) -> bool:
+    def _commit(self, wait: bool = False, rewind: bool = True) -> bool:
         """Commit what was processed since the last commit: outputs, changelog records and
         input offsets in one transaction. The transaction's round trips run on the committer
         thread while processing goes on (its sends are held until the next transaction begins,
         see `Output`); `wait` (revocation, shutdown) finishes it here. False if a transaction
-        had to be aborted (its input is then read again from the committed offsets)."""
+        had to be aborted (its input is then read again from the committed offsets, unless
+        `rewind` is False: the partitions are being given up anyway)."""
         assert self.consumer is not None and self.producer is not None and self.out is not None
-        if self._inflight is not None and not self._finish_commit():
+        if self._inflight is not None and not self._finish_commit(rewind):
             return False
         dirty = any(store.dirty for p in self.processors for store in p.stores)
         if not (self.offsets or self.out.produced or dirty):
@@ -501,7 +503,7 @@ class Runtime:
                 if offsets:
                     self.consumer.commit(offsets=offsets, asynchronous=False)
             except KafkaException as exc:
-                self._abort(exc)
+                self._abort(exc, rewind)
                 return False
             self._committed(started, stamps)
             return True
@@ -509,16 +511,18 @@ class Runtime:
         assert self._committer is not None
         self._inflight = (self._committer.submit(self._transact, offsets, metadata), started, stamps)
         self.out.hold()
-        return self._finish_commit() if wait else True
+        return self._finish_commit(rewind) if wait else True
 
     def _transact(self, offsets: list[TopicPartition], metadata: Any) -> None:
-        """On the committer thread: the transaction's round trips."""
+        """On the committer thread: the transaction's round trips. A retriable error (a
+        timeout) means the call may be made again, as librdkafka documents; anything else
+        propagates (abortable: the caller aborts; fatal: the worker stops)."""
         assert self.producer is not None
         if offsets:
-            self.producer.send_offsets_to_transaction(offsets, metadata, 30)
-        self.producer.commit_transaction(30)  # flushes first
+            _retrying(lambda: self.producer.send_offsets_to_transaction(offsets, metadata, 30))
+        _retrying(lambda: self.producer.commit_transaction(30))  # flushes first
 
-    def _finish_commit(self) -> bool:
+    def _finish_commit(self, rewind: bool = True) -> bool:
         """Wait for the commit in flight; then persist what it committed and begin the next
         transaction with the sends held meanwhile (or abort and rewind, False)."""
         assert self._inflight is not None and self.producer is not None and self.out is not None
@@ -528,7 +532,7 @@ class Runtime:
             future.result()
         except KafkaException as exc:
             self.out.drop_held()  # made after the failed transaction's state: done again
-            self._abort(exc)
+            self._abort(exc, rewind)
             return False
         self.producer.poll(0)  # delivery reports: the changelog offsets the stores persist
         self._committed(started, stamps)
@@ -547,7 +551,7 @@ class Runtime:
                 store.persist()
             processor.committed()
 
-    def _abort(self, exc: KafkaException) -> None:
+    def _abort(self, exc: KafkaException, rewind: bool = True) -> None:
         """The transaction failed: abort it, forget its state changes and read its input
         again from the committed offsets. A fatal error (fenced: another process took this
         worker's transactional id) stops the worker."""
@@ -568,7 +572,7 @@ class Runtime:
         if self.exactly_once:
             self.producer.begin_transaction()
         assigned = set(self.assignment)
-        if assigned:
+        if assigned and rewind:
             self._close_tasks(assigned)
             self._open_tasks(assigned, rewind=True)
 
@@ -578,7 +582,7 @@ class Runtime:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         log.info("partitions revoked: %s", _names(revoked))
         self.rebalancing = True
-        if not self._commit(wait=True):
+        if not self._commit(wait=True, rewind=False):
             log.warning("the revoked partitions' last transaction was aborted")
         self._close_tasks(revoked)
 
@@ -588,7 +592,7 @@ class Runtime:
         self.rebalancing = True
         assert self.producer is not None and self.out is not None
         if self._inflight is not None:
-            self._finish_commit()  # fails if the group moved on: aborted and rewound
+            self._finish_commit(rewind=False)  # fails if the group moved on: aborted
         self.out.drop_held()
         if self.exactly_once:
             try:
@@ -719,6 +723,17 @@ class Runtime:
             store = self.standby_of.get(tp)
             if store is not None and tp[1] in store.standby:
                 store.standby_current.add(tp[1])
+
+
+def _retrying(call: Callable[[], None], attempts: int = 3) -> None:
+    for attempt in range(attempts):
+        try:
+            return call()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is None or not error.retriable() or attempt == attempts - 1:
+                raise
+            log.warning("transaction call timed out, trying again: %s", exc)
 
 
 def restore(store: PartitionedStore[Any], partitions: Sequence[int], config: Mapping[str, Any]) -> int:
