@@ -19,6 +19,7 @@ from streams.runtime.engine import Runtime
 from streams.runtime.routing import Router
 from streams.settings import Settings
 from streams.topics import client_config, create_topics
+from streams.watch import Watchers
 from streams.web import json_errors, register_views
 
 log = logging.getLogger("o2c.app")
@@ -176,8 +177,6 @@ class Worker:
         self.runtime = build_runtime(settings, [self.orders, self.inventory], on_fatal=lambda exc: None)
         self.router = Router(settings, self.runtime, client_config(settings))
         self._loop: asyncio.AbstractEventLoop | None = None
-        from streams.watch import Watchers
-
         self.watchers = Watchers()
 
     def _notify(self, order_id: str) -> None:

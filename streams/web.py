@@ -221,8 +221,8 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         routed = await route(self, request, order_topic, orders.store, order_id, timeout + ROUTE_TIMEOUT)
         if routed is STANDBY:
             state = orders.store.lookup_standby(order_id.encode())
-            if state is None:
-                return error(self, 404, f"unknown order {order_id!r}")
+            if state is None:  # a standby copy may be behind: it cannot tell the order does not exist
+                return unavailable(self, f"partition of {order_id!r} is moving to another worker")
             return self.json(to_view(state), headers=dict(STALE_HEADER))
         if routed is not LOCAL:
             return routed
@@ -269,9 +269,13 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         headers = dict(STALE_HEADER) if routed is STANDBY else None
         with inventory.store.mutex:
             state = inventory.store.lookup_standby(sku.encode()) if headers else inventory.lookup(sku)
+            if state is None and headers:  # a standby copy may be behind: not a proof of absence
+                return unavailable(self, f"partition of {sku!r} is moving to another worker")
             if state is None:
                 return error(self, 404, f"unknown sku {sku!r}")
             body = atp_view(state) if warehouse_id is None else warehouse_view(state, warehouse_id)
+        if body is None and headers:
+            return unavailable(self, f"partition of {sku!r} is moving to another worker")
         if body is None:
             return error(self, 404, f"sku {sku!r} has no position at warehouse {warehouse_id!r}")
         return self.json(body, headers=headers)

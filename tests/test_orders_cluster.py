@@ -387,11 +387,21 @@ def test_sigkill_while_processing_is_exactly_once(
 def recovery_tables(log: str) -> list[dict[tuple[str, int], tuple[int, int]]]:
     """Per worker start in `log`: {(changelog, partition): (offset after the last record
     recovery read, offset it started reading at)}, from the runtime's "recovery (active)" lines
-    (streams/runtime/engine.py)."""
+    and its "recovery (standby)" lines (a starting worker follows its local partitions as
+    standbys until its first assignment, so part of a tail may be read there first;
+    streams/runtime/engine.py)."""
     starts = []
     for chunk in log.split("[^Worker]: Starting...")[1:]:
-        found = re.findall(r"recovery \(active\): (\S+)\[(\d+)\] from (-?\d+) to (-?\d+)", chunk)
-        starts.append({(t, int(p)): (int(end), int(begin)) for t, p, begin, end in found})
+        found: dict[tuple[str, int], tuple[int, int]] = {}
+        pattern = r"recovery \((?:active|standby)\): (\S+)\[(\d+)\] from (-?\d+) to (-?\d+)"
+        for t, p, begin, end in re.findall(pattern, chunk):
+            tp, begin, end = (t, int(p)), int(begin), int(end)
+            if end <= begin:
+                continue
+            if tp in found:  # contiguous ranges of one partition: standby first, then restore
+                end, begin = max(end, found[tp][0]), min(begin, found[tp][1])
+            found[tp] = (end, begin)
+        starts.append(found)
     return starts
 
 

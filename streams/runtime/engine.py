@@ -233,6 +233,7 @@ class Runtime:
         self.standby_partitions = standby_partitions
         self.standby_consumer: Consumer | None = None
         self.standby_of: dict[tuple[str, int], PartitionedStore[Any]] = {}
+        self.standby_read: dict[tuple[str, int], list[int]] = {}  # [first, after last] offset read
         self.exactly_once = exactly_once
         self.commit_interval = commit_interval
         self.batch_size = batch_size
@@ -561,16 +562,7 @@ class Runtime:
             raise exc
         log.warning("transaction failed, aborting and reading again from the committed offsets: %s", exc)
         METRICS.aborted_transactions.inc()
-        if self.exactly_once:
-            self.producer.abort_transaction(30)
-        for processor in self.processors:
-            for store in processor.stores:
-                store.discard()
-        self.offsets.clear()
-        self.timestamps.clear()
-        self.out.produced = 0
-        if self.exactly_once:
-            self.producer.begin_transaction()
+        self._drop_uncommitted()
         assigned = set(self.assignment)
         if assigned and rewind:
             self._close_tasks(assigned)
@@ -594,6 +586,13 @@ class Runtime:
         if self._inflight is not None:
             self._finish_commit(rewind=False)  # fails if the group moved on: aborted
         self.out.drop_held()
+        self._drop_uncommitted()
+        self._close_tasks(lost)
+
+    def _drop_uncommitted(self) -> None:
+        """Abort the open transaction, forget the state changes and offsets it held, begin the
+        next one."""
+        assert self.producer is not None and self.out is not None
         if self.exactly_once:
             try:
                 self.producer.abort_transaction(30)
@@ -605,7 +604,6 @@ class Runtime:
         self.offsets.clear()
         self.timestamps.clear()
         self.out.produced = 0
-        self._close_tasks(lost)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned = {(tp.topic, tp.partition) for tp in partitions}
@@ -660,6 +658,8 @@ class Runtime:
             if not partitions:
                 continue
             for store in processor.stores:  # a standby copy answers queries until restored
+                for partition in partitions:
+                    self._log_standby_read((store.changelog_topic, partition))
                 restore(store, partitions, self._restore_config)
             for partition in partitions:
                 task = Task(processor, partition, list(processor.topics))
@@ -691,11 +691,13 @@ class Runtime:
                     if partition not in store.active:
                         wanted[(store.changelog_topic, partition)] = store
         starts = []
+        self.standby_read = {}
         for (topic, partition), store in sorted(wanted.items(), key=lambda item: item[0]):
             store.open(partition)
             store.standby.add(partition)
             position = store.position(partition)
             starts.append(TopicPartition(topic, partition, position if position is not None else -2))
+            self.standby_read[(topic, partition)] = [position or 0, position or 0]
         self.standby_of = wanted
         self.standby_consumer.assign(starts)
 
@@ -719,10 +721,20 @@ class Runtime:
             store = self.standby_of.get(tp)
             if store is not None and tp[1] in store.standby:
                 store.restore_batch(tp[1], records, last[tp] + 1)
+                if tp in self.standby_read:
+                    self.standby_read[tp][1] = last[tp] + 1
         for tp in caught_up:
             store = self.standby_of.get(tp)
-            if store is not None and tp[1] in store.standby:
+            if store is not None and tp[1] in store.standby and tp[1] not in store.standby_current:
                 store.standby_current.add(tp[1])
+                self._log_standby_read(tp)
+
+    def _log_standby_read(self, tp: tuple[str, int]) -> None:
+        """Say what a standby copy read since it was planned (what a restore of the partition
+        no longer has to read): at its first end of partition, or when it becomes active."""
+        read = self.standby_read.pop(tp, None)
+        if read is not None and read[1] > read[0]:
+            log.info("recovery (standby): %s[%d] from %d to %d", tp[0], tp[1], read[0], read[1])
 
 
 def _retrying(call: Callable[[], None], attempts: int = 3) -> None:
