@@ -162,9 +162,11 @@ class Prober(threading.Thread):
         self.longest = (0.0, "", "", "")  # seconds, worker, path, phase
         self.last_answer: dict[str, float] = {}  # path -> last 200/404 from any worker
         self.longest_gap = (0.0, "", "")  # seconds, path, phase
-        # per phase: longest unanswerable window of a key on a worker that had answered since
-        # its (re)start (a starting worker is not ready: a load balancer would not ask it yet),
-        # and longest gap between two answers for a key from any worker
+        # per phase, for keys that exist (answered 200 once; a key not placed yet answers 404 from
+        # its owner and 503 from a standby copy, which cannot prove absence): longest window
+        # without a 200 for a key on a worker that had answered since its (re)start (a starting
+        # worker is not ready: a load balancer would not ask it yet), and longest gap between two
+        # 200s for a key from any worker
         self.window_by_phase: dict[str, float] = defaultdict(float)
         self.gap_by_phase: dict[str, float] = defaultdict(float)
         self.serving: set[tuple[str, int]] = set()  # (worker, generation) that answered 200/404
@@ -247,6 +249,9 @@ class Prober(threading.Thread):
         member = (name, self.live[name][1])
         if outcome in ("200", "404"):
             self.serving.add(member)
+        if path not in self.seen_200:
+            return  # unanswerable windows are measured for keys that exist (answered 200 once)
+        if outcome == "200":
             since = self.outage.pop(key, None)
             if since is not None:
                 if now - since > self.longest[0]:
