@@ -23,6 +23,15 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
 KEY_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:\\-]{0,63}$"}
 
 
+MOVING = {
+    **_json("the key's partition is moving between workers (rebalance, a worker gone, restoring) and "
+            "no standby copy here can answer: ask again after Retry-After seconds. Answers read from "
+            "a standby copy meanwhile are 200 with the header X-O2C-Stale: standby (committed state, "
+            "possibly behind)", ERROR),
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+}
+
+
 def _key(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": KEY_SCHEMA}
 
@@ -59,6 +68,7 @@ PATHS: dict[str, Any] = {
                 "400": _json("malformed order_id, wait_for or timeout", ERROR),
                 "404": _json("unknown order", ERROR),
                 "408": _json("wait_for status not reached within timeout", ERROR),
+                "503": MOVING,
             },
         }
     },
@@ -72,6 +82,7 @@ PATHS: dict[str, Any] = {
                              "warehouses[]: the per-warehouse position"),
                 "400": _json("malformed sku", ERROR),
                 "404": _json("unknown sku", ERROR),
+                "503": MOVING,
             },
         }
     },
@@ -84,6 +95,7 @@ PATHS: dict[str, Any] = {
                 "200": _json("the warehouse position"),
                 "400": _json("malformed sku or warehouse_id", ERROR),
                 "404": _json("unknown sku, or no position at that warehouse", ERROR),
+                "503": MOVING,
             },
         }
     },
