@@ -27,23 +27,11 @@ class BatchAgent:
         """`topics`: full topic name -> role, all keyed alike and with the same partitions."""
         self.settings = settings
         self.topics = dict(topics)
-        self.role_of_topic = self.topics
         self.stores: list[PartitionedStore[Any]] = []
         self._events_in: dict[tuple[str, str], Any] = {}
 
     def new_store(self, name: str, decode: Callable[[bytes], V], encode: Callable[[V], bytes]) -> PartitionedStore[V]:
-        """The agent's table `name`: RocksDB under the data dir, changelog `<app_id>-<name>-changelog`."""
-        settings = self.settings
-        partitions = settings.partitions
-        store: PartitionedStore[V] = PartitionedStore(
-            name,
-            settings.internal_topic(f"{name}-changelog"),
-            settings.data_dir / settings.app_id / "state" / name,
-            decode=decode,
-            encode=encode,
-            partition_of=lambda key: partition_of(key, partitions),
-            max_cached=settings.state_cache_entries,
-        )
+        store = table_store(self.settings, name, decode, encode)
         self.stores.append(store)
         return store
 
@@ -68,6 +56,23 @@ class BatchAgent:
         if child is None:
             child = self._events_in[role, event_type] = METRICS.events_in.labels(role, event_type)
         return child
+
+
+def table_store(
+    settings: Settings, name: str, decode: Callable[[bytes], V], encode: Callable[[V], bytes]
+) -> PartitionedStore[V]:
+    """Table `name`: RocksDB under the data dir, changelog `<app_id>-<name>-changelog`, keys
+    partitioned as Kafka's default partitioner does."""
+    partitions = settings.partitions
+    return PartitionedStore(
+        name,
+        settings.internal_topic(f"{name}-changelog"),
+        settings.data_dir / settings.app_id / "state" / name,
+        decode=decode,
+        encode=encode,
+        partition_of=lambda key: partition_of(key, partitions),
+        max_cached=settings.state_cache_entries,
+    )
 
 
 def record_key(message: Any) -> str | None:

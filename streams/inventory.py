@@ -61,7 +61,7 @@ class InventoryAgent(BatchAgent):
                     dead_letter(send, self.settings, record, exc)
 
     def apply(self, send: Any, message: Any) -> None:
-        role = self.role_of_topic[message.topic]
+        role = self.topics[message.topic]
         key = record_key(message)
         if role == saga.REQUESTS:
             item: Any = saga.decode(message.value)

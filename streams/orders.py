@@ -112,7 +112,7 @@ class OrderAgent(BatchAgent):
 
     def decode(self, message: Any) -> dict[str, Any] | AllocationResult:
         """A flat input event, or an AllocationResult from the inventory side."""
-        role = self.role_of_topic[message.topic]
+        role = self.topics[message.topic]
         if role == saga.RESULTS:
             item = saga.decode(message.value)
             if not isinstance(item, AllocationResult):

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from streams.batch_agent import table_store
 from streams.due_index import DEFAULT_LIMIT, DueIndex, DueIndexes, StreamClock
 from streams.metrics import METRICS
 from streams.runtime.store import PartitionedStore
@@ -70,14 +71,7 @@ class SlaChecks:
         self.horizon: dict[int, float] = {}  # no indexed deadline of the partition is earlier
         self.stream_times: PartitionedStore[int] | None = None
         if self.kind == "event":  # stream time (highest occurred_at applied) per partition
-            self.stream_times = PartitionedStore(
-                "sla-stream-time",
-                settings.internal_topic("sla-stream-time-changelog"),
-                settings.data_dir / settings.app_id / "state" / "sla-stream-time",
-                decode=int,
-                encode=lambda v: str(v).encode(),
-                partition_of=lambda key: 0,  # read and written by partition only
-            )
+            self.stream_times = table_store(settings, "sla-stream-time", int, lambda v: str(v).encode())
 
     # ------------------------------------------------------------------ per event
 

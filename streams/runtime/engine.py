@@ -207,8 +207,15 @@ class Task:
         self.waiting_since = None
         return taken
 
-    def buffered(self) -> int:
-        return sum(map(len, self.queues))
+    def ready(self) -> bool:
+        """Something buffered, and no input partition that may still hold an earlier record."""
+        has = False
+        for queue, end in zip(self.queues, self.at_end):
+            if queue:
+                has = True
+            elif not end:
+                return False
+        return has
 
 
 class Runtime:
@@ -364,7 +371,7 @@ class Runtime:
     def _step(self) -> None:
         assert self.consumer is not None and self.producer is not None
         now = time.monotonic()
-        ready = any(self._has_ready(task) for task in self.tasks.values())
+        ready = any(task.ready() for task in self.tasks.values())
         if ready:
             msgs = self.consumer.consume(1000, 0)
         else:
@@ -390,7 +397,7 @@ class Runtime:
                 return
         now = time.monotonic()
         due = now - self.last_commit >= self.commit_interval
-        idle = not processed and not any(self._has_ready(task) for task in self.tasks.values())
+        idle = not processed and not any(task.ready() for task in self.tasks.values())
         if due or (idle and now - self.last_commit >= 0.005):
             self._commit()
 
@@ -422,15 +429,6 @@ class Runtime:
             if len(task.queues[index]) >= _PAUSE_AT and tp not in self.paused:
                 self.consumer.pause([TopicPartition(*tp)])  # type: ignore[union-attr]
                 self.paused.add(tp)
-
-    def _has_ready(self, task: Task) -> bool:
-        has = False
-        for queue, end in zip(task.queues, task.at_end):
-            if queue:
-                has = True
-            elif not end:
-                return False
-        return has
 
     def _process(self) -> int:
         assert self.out is not None
