@@ -20,10 +20,10 @@ $PY -m scripts.bench orders --events "${BENCH_ORDER_EVENTS:-100000}" --guarantee
 $PY -m scripts.bench sinks
 # The inventory side: the whole allocation loop on simulated traffic of all four topics vs the
 # naive agent over them; the inventory agent alone (on the runtime, without the order agent);
-# OrderAccepted -> ALLOCATED over HTTP at the default (0.1 s) and a shorter commit interval.
+# OrderAccepted -> ALLOCATED over HTTP at the default (0.025 s) and the former default (0.1 s) commit interval.
 $PY -m scripts.bench inventory --orders "${BENCH_INVENTORY_ORDERS:-10000}"
 $PY -m scripts.bench inventory-agent --orders "${BENCH_INVENTORY_ORDERS_ALONE:-30000}"
-$PY -m scripts.bench allocation-latency --orders "${BENCH_LATENCY_ORDERS:-1000}" --commit-interval 0.1 --commit-interval 0.02
+$PY -m scripts.bench allocation-latency --orders "${BENCH_LATENCY_ORDERS:-1000}" --commit-interval 0.025 --commit-interval 0.1
 # Live: one worker (defaults) under paced simulated traffic at 1,000 events/s and at half its backlog
 # throughput measured first, 16 HTTP clients querying meanwhile: latency input -> status event visible
 # (read_committed) p50/p95/p99/max, end lag, HTTP p50/p99, worker CPU.

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         "are answered from the standby copy (marked stale) while it moves (docs/runtime.md)."
     )
     commit_interval: float = Field(
-        0.1, gt=0, description="Longest time (s) between commits; each commit is one Kafka transaction "
+        0.025, gt=0, description="Longest time (s) between commits; each commit is one Kafka transaction "
         "and makes the outputs visible. The worker commits sooner when it has nothing left to process."
     )
     transaction_timeout: float = Field(
