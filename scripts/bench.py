@@ -315,7 +315,9 @@ def measure_worker(
     run = Run(label, total)
     with open(log_path, "wb") as log:
         started = time.monotonic()
-        proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, preexec_fn=ends_with_parent
+        )
         try:
             if started_hook is not None:
                 started_hook(proc)
@@ -359,6 +361,15 @@ def measure_worker(
     if errors:
         print(f"  warning: {label} logged {len(errors)} error lines, first: {errors[0][:200]} ({log_path})")
     return run
+
+
+def ends_with_parent() -> None:
+    """In a worker about to start: SIGTERM it when the benchmark process dies, however it dies
+    (a crash of the benchmark once left a worker running, and its CPU in the next run)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:

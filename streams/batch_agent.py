@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from streams.contracts import CodecError
 from streams.metrics import METRICS
 from streams.runtime.partitioner import partition_of
 from streams.runtime.store import PartitionedStore
@@ -34,6 +35,33 @@ class BatchAgent:
         store = table_store(self.settings, name, decode, encode)
         self.stores.append(store)
         return store
+
+    def decode(self, record: Any) -> Any:
+        """The record's event (raises CodecError for bytes or keys that do not fit)."""
+        raise NotImplementedError
+
+    def event_time(self, record: Any) -> int:
+        """Business time of a record, for the runtime's merge of the agent's topics (SPEC's
+        `occurred_at`; internal records keep their cause's time). The record is decoded here,
+        once, and `item_of` hands the event (or the error) to `process`."""
+        try:
+            item = record.decoded = self.decode(record)
+        except CodecError as exc:
+            record.decoded = exc  # dead-lettered in its place when processed
+            return record.timestamp
+        if not record.internal and isinstance(item, dict):
+            at = item.get("occurred_at")
+            if at is not None:
+                return at
+        return record.timestamp
+
+    def item_of(self, record: Any) -> Any:
+        item = getattr(record, "decoded", None)
+        if item is None:  # not buffered by the runtime (tests drive `process` directly)
+            return self.decode(record)
+        if isinstance(item, CodecError):
+            raise item
+        return item
 
     def process(self, records: Sequence[Any], out: Any) -> None:
         raise NotImplementedError

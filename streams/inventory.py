@@ -49,21 +49,20 @@ class InventoryAgent(BatchAgent):
 
     def process(self, records: Sequence[Any], out: Any) -> None:
         # Records stay in delivery order: the runtime merged the two topics of a partition by
-        # record time, and the ledger's FCFS rule uses acceptance times, not arrival order
-        # across topics.
+        # business time (an allocation request by its cause's), and the ledger's FCFS rule uses
+        # acceptance times, not arrival order across topics.
         send = out.send
         mutex = self.store.mutex
         for record in records:
             with mutex:
                 try:
-                    self.apply(send, record)
+                    self.apply(send, record, self.item_of(record))
                 except (InvalidEvent, CodecError) as exc:
                     dead_letter(send, self.settings, record, exc)
 
-    def apply(self, send: Any, message: Any) -> None:
-        role = self.topics[message.topic]
-        key = record_key(message)
-        if role == saga.REQUESTS:
+    def decode(self, message: Any) -> Any:
+        """A flat inventory event, or an allocation request from the order side."""
+        if self.topics[message.topic] == saga.REQUESTS:
             item: Any = saga.decode(message.value)
             sku = getattr(item, "sku", None)
             if isinstance(item, AllocationResult):
@@ -73,8 +72,14 @@ class InventoryAgent(BatchAgent):
             item = to_flat("inventory", self.codec.decode("inventory", message.value))
             sku = item["sku"]
             self.counted("inventory", item["event_type"]).inc()
+        key = record_key(message)
         if key != sku:
             raise KeyMismatch(f"record key {key!r} does not match sku {sku!r}")
+        return item
+
+    def apply(self, send: Any, message: Any, item: Any) -> None:
+        role = self.topics[message.topic]
+        sku = item.sku if role == saga.REQUESTS else item["sku"]
         raw_key = sku.encode()
         partition = message.partition
         state = self.store.get(partition, raw_key) or SkuState(sku)

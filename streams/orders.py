@@ -20,10 +20,9 @@ the partition's stream time (event clock, before that event is applied).
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -76,16 +75,16 @@ class OrderAgent(BatchAgent):
     # ------------------------------------------------------------------ runtime callbacks
 
     def process(self, records: Sequence[Any], out: Any) -> None:
+        # In business-time order: the runtime merged the topics by `event_time`.
         now = int(time.time() * 1000)
         send = out.send
-        decoded: list[tuple[Any, Any]] = []
+        mutex = self.store.mutex
         for record in records:
             try:
-                decoded.append((record, self.decode(record)))
+                item = self.item_of(record)
             except CodecError as exc:
                 dead_letter(send, self.settings, record, exc)
-        mutex = self.store.mutex
-        for record, item in in_event_time_order(decoded):
+                continue
             with mutex:
                 try:
                     self.apply(send, record, item, now)
@@ -228,27 +227,3 @@ class OrderAgent(BatchAgent):
 
     def lookup(self, order_id: str) -> OrderState | None:
         return self.store.lookup(order_id.encode())
-
-
-def occurred_at(item: tuple[Any, dict[str, Any] | AllocationResult]) -> int:
-    value = item[1]
-    return value.occurred_at if isinstance(value, AllocationResult) else value["occurred_at"]
-
-
-def in_event_time_order(decoded: Sequence[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
-    """Per partition, merge the topics' records by `occurred_at`, keeping each topic's order.
-
-    Records arrive merged by record (produce) time; an order's invoice can still come ahead of
-    the shipment it bills when the source systems published them in that order. Choosing the
-    record with the lowest business time next applies them in business order whenever both are
-    in the batch (each source's own order is never changed).
-    """
-    runs: dict[int, dict[str, list[tuple[Any, Any]]]] = {}
-    for item in decoded:
-        message = item[0]
-        runs.setdefault(message.partition, {}).setdefault(message.topic, []).append(item)
-    for topics in runs.values():
-        if len(topics) == 1:
-            yield from next(iter(topics.values()))
-        else:
-            yield from heapq.merge(*topics.values(), key=occurred_at)

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         0.025, gt=0, description="Longest time (s) between commits; each commit is one Kafka transaction "
         "and makes the outputs visible. The worker commits sooner when it has nothing left to process."
     )
+    max_task_idle: float = Field(
+        0.0, ge=0, description="Seconds an agent waits for an input partition that has no record "
+        "buffered and none on the broker (a quiet source) before it processes the others' later "
+        "records (Kafka Streams' max.task.idle.ms). 0: wait only for records known to exist."
+    )
     transaction_timeout: float = Field(
         10.0, gt=0, description="Kafka transaction timeout (s): how long the outputs of a worker that "
         "died without restarting can hold up read_committed readers."

@@ -1,30 +1,97 @@
-"""The order agent applies a batch per partition in event-time order, never reordering a topic."""
+"""An agent's topics are merged by business time (`occurred_at`), never reordering a topic: the
+agent's `event_time` gives the runtime's task the time it merges by (issue 13)."""
+
+from __future__ import annotations
 
 from types import SimpleNamespace
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.orders import in_event_time_order
+from streams.batch_agent import BatchAgent
+from streams.contracts import DecodeError
+from streams.runtime.engine import CAUSE_TIME, Record, Task
 
 
-def ev(topic, partition, at, n):
-    return (SimpleNamespace(topic=topic, partition=partition), {"occurred_at": at, "n": n})
+class Msg:
+    def __init__(self, topic: str, offset: int, value: bytes, headers: list | None = None) -> None:
+        self._t, self._o, self._v, self._h = topic, offset, value, headers
+
+    def topic(self): return self._t  # noqa: E704
+    def partition(self): return 0  # noqa: E704
+    def offset(self): return self._o  # noqa: E704
+    def key(self): return b"k"  # noqa: E704
+    def value(self): return self._v  # noqa: E704
+    def timestamp(self): return (1, 1_000_000 + self._o)  # produce time: delivery order  # noqa: E704
+    def headers(self): return self._h  # noqa: E704
 
 
-def test_invoice_waits_for_the_earlier_shipment_of_the_same_partition():
-    batch = [ev("payments", 0, 300, "invoice"), ev("shipments", 0, 200, "dispatch"), ev("orders", 1, 50, "other")]
-    order = [flat["n"] for _, flat in in_event_time_order(batch)]
-    assert order.index("dispatch") < order.index("invoice")
-    assert sorted(order) == ["dispatch", "invoice", "other"]
+class Agent(BatchAgent):
+    """Values are `b"<occurred_at>:<name>"`; `b"bad"` does not decode."""
+
+    def __init__(self) -> None:
+        super().__init__(SimpleNamespace(), {"orders": "orders", "shipments": "shipments", "payments": "payments"})
+
+    def decode(self, record):
+        if record.value == b"bad":
+            raise DecodeError("not an event")
+        at, name = record.value.decode().split(":")
+        return {"occurred_at": int(at), "n": name}
 
 
-@given(st.lists(st.tuples(st.sampled_from(["orders", "shipments", "payments"]), st.integers(0, 2), st.integers(0, 50))))
-def test_each_topic_keeps_its_own_order_and_nothing_is_lost(items):
-    batch = [ev(t, p, at, i) for i, (t, p, at) in enumerate(items)]
-    out = list(in_event_time_order(batch))
-    assert sorted(flat["n"] for _, flat in out) == list(range(len(items)))
+def merged(agent: Agent, batches: list[tuple[str, int, str]], limit: int = 1000) -> list[str]:
+    task = Task(agent, 0, list(agent.topics))
+    for offset, (topic, at, name) in enumerate(batches):
+        record = Record(Msg(topic, offset, f"{at}:{name}".encode() if name != "bad" else b"bad"))
+        record.timestamp = agent.event_time(record)
+        task.queues[task.topics.index(topic)].append(record)
+    task.at_end = [True] * len(task.topics)
+    out = []
+    while taken := task.take(limit, now=0.0):
+        out += [agent.item_of(r)["n"] if r.value != b"bad" else "bad" for r in taken]
+    return out
+
+
+def test_a_dispatch_produced_first_waits_for_the_line_increase_that_happened_before_it():
+    # Produced (and delivered) in this order; business times say the increase came first.
+    order = merged(Agent(), [("shipments", 300, "dispatch"), ("orders", 200, "increase"), ("payments", 50, "pay")])
+    assert order == ["pay", "increase", "dispatch"]
+
+
+def test_undecodable_records_keep_their_place_and_reach_process_as_the_error():
+    agent = Agent()
+    record = Record(Msg("orders", 5, b"bad"))
+    assert agent.event_time(record) == record.timestamp  # produce time: it goes where it was sent
+    try:
+        agent.item_of(record)
+    except DecodeError:
+        pass
+    else:
+        raise AssertionError("the decode error must reach process")
+
+
+def test_internal_records_keep_their_cause_time():
+    agent = Agent()
+    record = Record(Msg("orders", 0, b"999:result", [(CAUSE_TIME, b"15")]))
+    assert agent.event_time(record) == 15
+    assert agent.item_of(record)["n"] == "result"  # decoded once, kept for process
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["orders", "shipments", "payments"]), st.integers(0, 50)), max_size=40),
+    st.integers(1, 5),
+)
+def test_each_topic_keeps_its_order_nothing_is_lost_and_batches_do_not_matter(items, limit):
+    batch = [(topic, at, str(i)) for i, (topic, at) in enumerate(items)]
+    whole = merged(Agent(), batch)
+    assert merged(Agent(), batch, limit) == whole
+    assert sorted(whole, key=int) == [str(i) for i in range(len(items))]
     for topic in ("orders", "shipments", "payments"):
-        for partition in range(3):
-            sub = [flat["n"] for e, flat in out if e.topic == topic and e.partition == partition]
-            assert sub == sorted(sub)
+        sub = [n for n in whole if batch[int(n)][0] == topic]
+        assert sub == sorted(sub, key=int)
+    # Each record taken is no later than the head of every other topic at that moment.
+    for i, n in enumerate(whole):
+        for topic in ("orders", "shipments", "payments"):
+            rest = [batch[int(m)][1] for m in whole[i:] if batch[int(m)][0] == topic]
+            if rest:
+                assert batch[int(n)][1] <= rest[0]

@@ -66,6 +66,29 @@ def test_a_partition_that_never_reports_stops_blocking_after_the_stall_limit():
     assert [r.timestamp for r in t.take(10, now=6.0)] == [10]
 
 
+def test_max_task_idle_waits_for_a_quiet_partition_then_goes_on_until_it_has_data_again():
+    t = Task(SimpleNamespace(name="p"), 0, ["orders", "shipments"], max_idle=0.5)
+    fill(t, 0, 10, 20)
+    t.at_end = [True, True]  # shipments: nothing buffered, nothing on the broker either
+    assert not t.ready(0.0) and t.take(10, now=0.0) == []
+    assert not t.ready(0.4) and t.take(10, now=0.4) == []
+    assert t.ready(0.5)
+    assert [r.timestamp for r in t.take(1, now=0.5)] == [10]
+    assert [r.timestamp for r in t.take(1, now=0.6)] == [20]  # still quiet: no new wait
+    fill(t, 0, 30)
+    t.queues[1].append(Record(Msg("shipments", 0, 25)))  # every input has data again
+    assert [r.timestamp for r in t.take(1, now=0.7)] == [25]
+    assert t.take(10, now=0.8) == []  # shipments quiet again: a new wait begins
+    assert [r.timestamp for r in t.take(10, now=1.3)] == [30]
+
+
+def test_without_max_task_idle_a_quiet_partition_never_blocks():
+    t = task("orders", "shipments")
+    fill(t, 0, 10)
+    t.at_end = [True, True]
+    assert t.ready(0.0) and [r.timestamp for r in t.take(10, now=0.0)] == [10]
+
+
 def test_internal_records_are_ordered_by_their_cause():
     record = Record(Msg("results", 0, 999_999, [(CAUSE_TIME, b"15")]))
     assert record.timestamp == 15

@@ -59,10 +59,12 @@ around them, and the merge would hold them back until the whole backlog was proc
 
 class Record:
     """One input record, with the attribute names the processors and dead letters use.
-    `timestamp` orders it within its task: the cause's time for internal records, else the
-    record's own timestamp."""
 
-    __slots__ = ("topic", "partition", "offset", "key", "value", "timestamp", "headers")
+    `timestamp` orders it within its task: the cause's time for internal records (`internal`),
+    else the record's own timestamp until the processor's `event_time` replaces it with the
+    business time it decoded (`decoded` keeps what it decoded, or the error, for `process`)."""
+
+    __slots__ = ("topic", "partition", "offset", "key", "value", "timestamp", "headers", "internal", "decoded")
 
     def __init__(self, msg: Any) -> None:
         self.topic = msg.topic()
@@ -71,12 +73,15 @@ class Record:
         self.key = msg.key()
         self.value = msg.value()
         self.timestamp = msg.timestamp()[1]
+        self.internal = False
+        self.decoded: Any = None
         headers = msg.headers()
         self.headers: list[tuple[str, bytes]] = headers or []
         if headers:
             for name, value in headers:
                 if name == CAUSE_TIME:
                     self.timestamp = int(value)
+                    self.internal = True
                     break
 
     def cause_header(self) -> list[tuple[str, bytes]]:
@@ -149,6 +154,11 @@ class Processor(Protocol):
     stores: Sequence[PartitionedStore[Any]]
     punctuate_interval: float | None
 
+    def event_time(self, record: Record) -> int:
+        """The time that places `record` among the task's other inputs (its business time);
+        called once per record as it is buffered."""
+        ...
+
     def process(self, records: Sequence[Record], out: Output) -> None: ...
 
     def assigned(self, partitions: set[int]) -> None: ...
@@ -162,14 +172,23 @@ class Processor(Protocol):
 
 @dataclass
 class Task:
-    """Partition `partition` of every topic of one processor, merged by record time."""
+    """Partition `partition` of every topic of one processor, merged by event time.
+
+    The rule (docs/runtime.md): the next record is the buffered head with the lowest time, ties
+    to the topic listed first; each topic partition keeps its own order. While an input partition
+    has nothing buffered but has not reported its end since its last record (data known to exist
+    on the broker), the task waits. With `max_idle` > 0 it also waits that long for an input
+    partition that is at its end (a quiet producer), then goes on until every input has data
+    again (Kafka Streams' `max.task.idle.ms`)."""
 
     processor: Processor
     partition: int
     topics: list[str]
+    max_idle: float = 0.0
     queues: list[deque[Record]] = field(default_factory=list)
     at_end: list[bool] = field(default_factory=list)  # end-of-partition since the last record
     waiting_since: float | None = None
+    idle_deadline: float | None = None  # max_idle: when waiting for a quiet input ends
 
     def __post_init__(self) -> None:
         self.queues = [deque() for _ in self.topics]
@@ -181,6 +200,11 @@ class Task:
         queues, at_end = self.queues, self.at_end
         taken: list[Record] = []
         while len(taken) < limit:
+            if self.max_idle > 0:
+                if not any(queues):
+                    break  # nothing to place: no wait begins
+                if self.idle_deadline is not None and all(queues):
+                    self.idle_deadline = None  # every input has data again: the next gap waits anew
             best = -1
             best_ts = 0
             for i, queue in enumerate(queues):
@@ -198,6 +222,11 @@ class Task:
                             self.waiting_since = None
                             continue
                         return taken
+                    if self.max_idle > 0:
+                        if self.idle_deadline is None:
+                            self.idle_deadline = now + self.max_idle
+                        if now < self.idle_deadline:
+                            return taken
                     continue
                 ts = queue[0].timestamp
                 if best < 0 or ts < best_ts:
@@ -208,14 +237,19 @@ class Task:
         self.waiting_since = None
         return taken
 
-    def ready(self) -> bool:
-        """Something buffered, and no input partition that may still hold an earlier record."""
+    def ready(self, now: float) -> bool:
+        """Something buffered, and no input partition to wait for."""
         has = False
+        quiet = False
         for queue, end in zip(self.queues, self.at_end):
             if queue:
                 has = True
             elif not end:
                 return False
+            else:
+                quiet = True
+        if has and quiet and self.max_idle > 0:
+            return self.idle_deadline is not None and now >= self.idle_deadline
         return has
 
 
@@ -234,9 +268,10 @@ class Runtime:
         batch_size: int,
         on_fatal: Callable[[BaseException], None],
         standby_partitions: int = 0,
+        max_task_idle: float = 0.0,
     ) -> None:
         """`standby_partitions`: the stores' partition count, to keep standby copies of every
-        partition this worker does not process (0: no standbys)."""
+        partition this worker does not process (0: no standbys). `max_task_idle`: see `Task`."""
         self.processors = list(processors)
         self.standby_partitions = standby_partitions
         self.standby_consumer: Consumer | None = None
@@ -244,6 +279,7 @@ class Runtime:
         self.standby_read: dict[tuple[str, int], list[int]] = {}  # [first, after last] offset read
         self.exactly_once = exactly_once
         self.commit_interval = commit_interval
+        self.max_task_idle = max_task_idle
         self.batch_size = batch_size
         self.on_fatal = on_fatal
         self._consumer_config = dict(consumer_config)
@@ -376,7 +412,7 @@ class Runtime:
     def _step(self) -> None:
         assert self.consumer is not None and self.producer is not None
         now = time.monotonic()
-        ready = any(task.ready() for task in self.tasks.values())
+        ready = any(task.ready(now) for task in self.tasks.values())
         if ready:
             msgs = self.consumer.consume(1000, 0)
         else:
@@ -402,7 +438,7 @@ class Runtime:
                 return
         now = time.monotonic()
         due = now - self.last_commit >= self.commit_interval
-        idle = not processed and not any(task.ready() for task in self.tasks.values())
+        idle = not processed and not any(task.ready(now) for task in self.tasks.values())
         if due or (idle and now - self.last_commit >= 0.005):
             self._commit()
 
@@ -426,7 +462,9 @@ class Runtime:
             if found is None:
                 continue  # not (or no longer) assigned
             task, index = found
-            task.queues[index].append(Record(msg))
+            record = Record(msg)
+            record.timestamp = task.processor.event_time(record)
+            task.queues[index].append(record)
             task.at_end[index] = False
             touched.add(tp)
         for tp in touched:
@@ -679,7 +717,7 @@ class Runtime:
                     self._log_standby_read((store.changelog_topic, partition))
                 restore(store, partitions, self._restore_config)
             for partition in partitions:
-                task = Task(processor, partition, list(processor.topics))
+                task = Task(processor, partition, list(processor.topics), self.max_task_idle)
                 self.tasks[(processor.name, partition)] = task
                 for index, topic in enumerate(task.topics):
                     if (topic, partition) in self.assignment:
