@@ -89,6 +89,17 @@ def test_without_max_task_idle_a_quiet_partition_never_blocks():
     assert t.ready(0.0) and [r.timestamp for r in t.take(10, now=0.0)] == [10]
 
 
+def test_the_stall_limit_counts_from_the_last_progress_not_the_first_wait():
+    t = task("orders", "shipments")
+    fill(t, 0, 10, 20, 30)
+    t.queues[1].append(Record(Msg("shipments", 0, 15)))
+    assert [r.timestamp for r in t.take(10, now=0.0)] == [10, 15]  # then shipments may hold more
+    t.queues[1].append(Record(Msg("shipments", 1, 25)))
+    assert [r.timestamp for r in t.take(10, now=4.0)] == [20, 25]
+    assert t.take(10, now=8.0) == []  # 4 s since the last progress: still waiting for shipments
+    assert [r.timestamp for r in t.take(10, now=9.5)] == [30]  # 5.5 s: given up, logged
+
+
 def test_internal_records_are_ordered_by_their_cause():
     record = Record(Msg("results", 0, 999_999, [(CAUSE_TIME, b"15")]))
     assert record.timestamp == 15

@@ -234,6 +234,7 @@ class Task:
             if best < 0:
                 break
             taken.append(queues[best].popleft())
+            self.waiting_since = None  # progress: a later wait is timed from its own start
         self.waiting_since = None
         return taken
 
