@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> faust.App:
     app.producer_only = True  # as create_app: the runtime consumes, produces and commits
     app.boot_strategy = app.BootStrategy(app, enable_kafka=False)
     agent = InventoryAgent(settings, Codec(settings))
+    agent.internal = ()  # no order agent runs here: the pre-produced requests are a finished source
     runtime = build_runtime(settings, [agent], on_fatal=lambda exc: None)  # RuntimeService sets it
     app.service(RuntimeService(app, runtime))
 

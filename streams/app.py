@@ -146,6 +146,7 @@ def build_runtime(settings: Settings, processors: list[Any], on_fatal: Any) -> R
         on_fatal=on_fatal,
         standby_partitions=settings.partitions if settings.standby_replicas > 0 else 0,
         max_task_idle=settings.max_task_idle,
+        alignment_horizon=settings.alignment_horizon,
     )
 
 

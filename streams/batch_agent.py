@@ -6,7 +6,7 @@ drives them: `process` a batch of records in time order, `assigned`/`revoked` pa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 from streams.contracts import CodecError
@@ -23,6 +23,8 @@ class BatchAgent:
 
     name = "o2c.agent"
     punctuate_interval: float | None = None
+    internal: Collection[str] = ()  # of `topics`, those another agent writes (see Task in the runtime)
+    emits: Mapping[str, Collection[str]] = {}  # internal topic written -> topics whose records cause it
 
     def __init__(self, settings: Settings, topics: Mapping[str, str]) -> None:
         """`topics`: full topic name -> role, all keyed alike and with the same partitions."""

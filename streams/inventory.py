@@ -45,6 +45,7 @@ class InventoryAgent(BatchAgent):
         self.atp_topic = settings.topic("atp")
         self.exceptions_topic = settings.topic("exceptions")
         self.results_topic = saga.results_topic(settings)
+        self.internal = (saga.requests_topic(settings),)  # waited for: see OrderAgent.emits
         self.store = self.new_store("inventory", SkuState.from_bytes, SkuState.to_bytes)
 
     def process(self, records: Sequence[Any], out: Any) -> None:

@@ -64,6 +64,13 @@ class OrderAgent(BatchAgent):
         self.exceptions_topic = settings.topic("exceptions")
         self.breaches_topic = settings.topic("sla-breaches")
         self.requests_topic = saga.requests_topic(settings)
+        # The inventory agent waits for this agent's progress in business time before it applies
+        # a later inventory event (docs/runtime.md, "Event-time order"); requests are caused by the
+        # source events only (applying an answer never sends one). The answers themselves are
+        # merged by their cause's time, not waited for: that would make every allocation round
+        # trip a barrier for the whole partition.
+        results = saga.results_topic(settings)
+        self.emits = {self.requests_topic: tuple(t for t in self.topics if t != results)}
         self.store = self.new_store("orders", OrderState.from_bytes, OrderState.to_bytes)
         self.status_counts = StatusCounts(self.store)
         self.sla = SlaChecks(settings, self.store, self.breach_overdue)

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         "buffered and none on the broker (a quiet source) before it processes the others' later "
         "records (Kafka Streams' max.task.idle.ms). 0: wait only for records known to exist."
     )
+    alignment_horizon: float = Field(
+        5.0, ge=0, description="An agent reading what another agent sends (the allocation saga) waits "
+        "until that agent's progress in business time is past the record it would process next, so "
+        "a backlog gives the same outcome however it is fetched; records whose business time is less "
+        "than this many seconds old (live traffic) go without waiting: latency first (docs/runtime.md)."
+    )
     transaction_timeout: float = Field(
         10.0, gt=0, description="Kafka transaction timeout (s): how long the outputs of a worker that "
         "died without restarting can hold up read_committed readers."

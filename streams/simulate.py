@@ -31,6 +31,15 @@ sales channel and payment terms. Business time starts at `SimulationConfig.start
   `ShipmentPicked`, an `InvoicePosted` that arrives after its payment) and the duplicates (an
   exact copy of an already emitted event, re-sent a little later).
 
+* **Intents.** `generate(config, intents=[])` also says which business exceptions the
+  simulator causes on purpose: an `Intent(code, key, event_id, kind)` is appended to the list
+  as its event is emitted, for every deliberate irregularity (duplicates, out-of-order events,
+  payments without an invoice reference, a duplicate payment, short or late receipts, a loss
+  that certainly takes ATP below zero). `code` is the exception that SPEC and `tables/` make
+  certain for that key whatever the order in which the topics are read, or None when the app
+  must absorb the irregularity silently. Recording them draws no random number: the stream is
+  the same with or without the list.
+
 Everything is drawn from one `random.Random(seed)`, so a seed determines the stream exactly:
 ids included (`event_id` = `ev-<seed>-<counter>`, `order_id` = `SO-<seed>-<n>`, ...).
 Replaying the same seed into the same topics is therefore a no-op for the app (same event ids),
@@ -56,7 +65,9 @@ from typing import Any, NamedTuple
 __all__ = [
     "DEFAULT_START_AT",
     "INPUT_ROLES",
+    "INTENT_KINDS",
     "KEY_FIELDS",
+    "Intent",
     "SimEvent",
     "SimulationConfig",
     "Sources",
@@ -181,6 +192,39 @@ class SimulationConfig:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
 
 
+class Intent(NamedTuple):
+    """A deliberate irregularity of the stream, and the business exception it must raise.
+
+    `code`: the `BusinessException` code (tables/exceptions.py, tables/ledger.py) that SPEC §4-§5
+    and the model make certain for `key` (the exceptions topic's key: `order_id`, or `sku` for a
+    ledger event) whatever the order in which the app reads its input topics; None when the app
+    must absorb it without any exception (a repeated event id, an event buffered until its
+    `OrderPlaced`, ...). `event_id`: the event that causes it (the exception's
+    `cause_event_id`). `kind`: which deliberate behaviour (INTENT_KINDS, docs/simulator.md).
+    """
+
+    code: str | None
+    key: str
+    event_id: str
+    kind: str
+
+
+INTENT_KINDS: dict[str, str | None] = {
+    "duplicate": None,  # an exact copy (same event_id) re-sent later: a no-op
+    "placed_after_accepted": None,  # OrderPlaced emitted after its OrderAccepted: buffered
+    "shipment_before_placed": None,  # the ERP's events emitted after the first ShipmentPicked
+    "payment_before_invoice": "UNKNOWN_INVOICE",  # a payment naming an invoice not posted yet
+    "payment_before_invoice_unapplied": None,  # the same, the payment naming no invoice
+    "unapplied_payment": None,  # a bank payment without invoice_id: cash applied to the order
+    "duplicate_payment": "OVERPAYMENT",  # the last invoice paid again (new payment id)
+    "cancel_after_lines_cancelled": "EVENT_AFTER_CANCEL",  # OrderCancelled, every line cancelled
+    "short_receipt": None,  # a supply received short: closes the expected supply
+    "late_receipt": None,  # a supply received after its expected_at
+    "loss_below_safety_stock": "NEGATIVE_ATP",  # a loss that leaves on-hand below safety stock
+}
+"""Every intent kind and its code (None: no exception may follow)."""
+
+
 class SimEvent(NamedTuple):
     """One simulated record: the topic role and the flat event."""
 
@@ -193,9 +237,15 @@ class SimEvent(NamedTuple):
         return self.event[KEY_FIELDS[self.role]]
 
 
-def generate(config: SimulationConfig | None = None) -> Iterator[SimEvent]:
-    """The simulated stream, lazily: deterministic for a given config (seed included)."""
-    return _Simulator(config or SimulationConfig()).run()
+def generate(
+    config: SimulationConfig | None = None, intents: list[Intent] | None = None
+) -> Iterator[SimEvent]:
+    """The simulated stream, lazily: deterministic for a given config (seed included).
+
+    With `intents` (a list), each `Intent` is appended to it when its causing event is emitted,
+    before that event is yielded (a duplicate's intent with the copy). The stream is the same
+    with or without it."""
+    return _Simulator(config or SimulationConfig(), intents).run()
 
 
 # --------------------------------------------------------------------------- internals
@@ -282,10 +332,13 @@ class _Shipment(NamedTuple):
 class _Stock:
     """The simulator's view of one warehouse x SKU (not the app's ledger, an approximation)."""
 
-    __slots__ = ("on_hand", "free", "safety", "on_order", "arrives_at", "demand")
+    __slots__ = ("on_hand", "free", "safety", "on_order", "arrives_at", "demand", "ledger")
 
     def __init__(self, on_hand: int, safety: int) -> None:
         self.on_hand = on_hand  # physical, moved when receipts/adjustments/dispatches are emitted
+        # on-hand from the inventory topic alone (receipts, adjustments, counts; no dispatch):
+        # the most the app's on-hand can be, whatever it has read of the shipments
+        self.ledger = on_hand
         self.free = on_hand  # on hand minus quantities committed to planned shipments
         self.safety = safety
         self.on_order = 0  # quantity of the pending supply (at most one per warehouse x SKU)
@@ -294,9 +347,13 @@ class _Stock:
 
 
 class _Simulator:
-    def __init__(self, config: SimulationConfig) -> None:
+    def __init__(self, config: SimulationConfig, intents: list[Intent] | None = None) -> None:
         self.cfg = config
         self.rng = random.Random(config.seed)
+        # Intent bookkeeping (draws no random number): `intents` receives them at emission;
+        # `_pending` holds the ones planned ahead, by the event_id that will cause them.
+        self.intents = intents
+        self._pending: dict[str, list[Intent]] = {}
         self.tag = str(config.seed)
         self._event_ids = itertools.count(1)
         self._shipment_ids = itertools.count(1)
@@ -388,6 +445,13 @@ class _Simulator:
             event_type, at, source or o.customer.erp_source, o.correlation_id, "order_id", o.order_id
         )
 
+    def _intend(self, kind: str, key: str, event: dict[str, Any]) -> None:
+        """Plan an intent, emitted along with `event` (only when intents are recorded)."""
+        if self.intents is not None:
+            self._pending.setdefault(event["event_id"], []).append(
+                Intent(INTENT_KINDS[kind], key, event["event_id"], kind)
+            )
+
     # ------------------------------------------------------------------ the stream
 
     def run(self) -> Iterator[SimEvent]:
@@ -399,6 +463,7 @@ class _Simulator:
         push, pop = heapq.heappush, heapq.heappop
         dup_share = cfg.duplicate_share
         mean_gap = cfg.mean_order_gap_s * SECOND
+        intents, pending = self.intents, self._pending
 
         for item in self._opening_inventory():
             push(heap, (item[0], next(ties), [item], 0, _SIDE))
@@ -429,6 +494,14 @@ class _Simulator:
             if effect is not None:
                 effect()
             role, event = item[2], item[3]
+            if intents is not None:
+                if kind == _COPY:
+                    key = event[KEY_FIELDS[role]]
+                    intents.append(Intent(None, key, event["event_id"], "duplicate"))
+                elif pending:
+                    planned = pending.pop(event["event_id"], None)
+                    if planned is not None:
+                        intents.extend(planned)
             if kind != _COPY and dup_share and r() < dup_share:  # the source re-sends it later
                 copy = _copy_event(event)
                 push(
@@ -535,11 +608,16 @@ class _Simulator:
         ev["warehouse_id"] = wh
         ev["quantity"] = received
         ev["source_doc"] = supply_id
+        if received < quantity:
+            self._intend("short_receipt", sku, ev)
+        if x < 0.15:
+            self._intend("late_receipt", sku, ev)
 
         def receive() -> None:
             st.on_hand += received
             st.free += received
             st.on_order = 0
+            st.ledger += received
 
         plan.add(arrives, "inventory", ev, receive)
 
@@ -595,6 +673,11 @@ class _Simulator:
                 ev["reason"] = "COUNT_CORRECTION"
             st.on_hand += ev["delta"]
             st.free += ev["delta"]
+            st.ledger += ev["delta"]
+            # A loss leaving even the ledger's on-hand (the most the app can hold: receipts,
+            # adjustments and counts, no dispatch) below safety stock: ATP negative and lower.
+            if self.intents is not None and ev["delta"] < 0 and st.ledger < st.safety:
+                self.intents.append(Intent("NEGATIVE_ATP", sku, ev["event_id"], "loss_below_safety_stock"))
 
         return [at, 0, "inventory", ev, apply]
 
@@ -610,6 +693,7 @@ class _Simulator:
             counted = max(0, st.on_hand + noise)
             st.free += counted - st.on_hand
             st.on_hand = counted
+            st.ledger = counted
             ev["on_hand"] = counted
 
         return [at, 0, "inventory", ev, count]
@@ -737,6 +821,8 @@ class _Simulator:
     def _cancel_order(self, o: _Order, at: int, reason: str) -> None:
         ev = self._order_event(o, "OrderCancelled", at)
         ev["reason"] = reason
+        if o.lines and all(line.open <= 0 for line in o.lines):  # each line cancelled already
+            self._intend("cancel_after_lines_cancelled", o.order_id, ev)
         o.plan.add(at, "orders", ev)
         for line in o.lines:
             line.cancelled = line.quantity
@@ -907,13 +993,41 @@ class _Simulator:
             return
 
         last_payment = None
+        paid: list[dict[str, Any]] = []
         for k, (invoice_item, invoice_id, at, total) in enumerate(invoices):
             payments = self._collect(o, invoice_id, at, total, quick=quick_first and k == 0)
             if quick_first and k == 0:  # the invoice reaches the topic after its payment
                 invoice_item[0] = payments[0][0] + self._between(SECOND, 15 * MINUTE)
             last_payment = payments[-1]
+            paid.extend(item[3] for item in payments)
+        duplicate = None
         if last_payment is not None and r() < self.cfg.refund_share:
-            self._refund_duplicate_payment(o, last_payment)
+            duplicate = self._refund_duplicate_payment(o, last_payment)
+        if self.intents is not None:
+            self._payment_intents(o, paid, quick_first, duplicate)
+
+    def _payment_intents(
+        self, o: _Order, paid: list[dict[str, Any]], quick_first: bool, duplicate: dict[str, Any] | None
+    ) -> None:
+        """Every payment follows its invoice on the payments topic (so the net paid never exceeds
+        the invoiced amount), except the quick first one and the duplicate."""
+        if quick_first and paid:  # emitted before its invoice, on the same topic
+            first = paid[0]
+            if first["invoice_id"] is not None:
+                self._intend("payment_before_invoice", o.order_id, first)
+            elif duplicate is None:
+                self._intend("payment_before_invoice_unapplied", o.order_id, first)
+        if duplicate is not None:
+            if duplicate["invoice_id"] is not None:
+                # Its invoice (posted earlier on the same topic) has its total applied already.
+                self._intend("duplicate_payment", o.order_id, duplicate)
+            # A duplicate naming no invoice is an overpayment only once the order reads fully
+            # invoiced (which depends on the shipments read by then), and it can make any later
+            # payment of the order one: nothing is claimed for them.
+            return
+        for k, ev in enumerate(paid):
+            if ev["invoice_id"] is None and not (quick_first and k == 0):
+                self._intend("unapplied_payment", o.order_id, ev)
 
     def _collect(self, o: _Order, invoice_id: str, invoiced_at: int, total: int, quick: bool) -> list[_Item]:
         cfg, r = self.cfg, self.rng.random
@@ -943,7 +1057,7 @@ class _Simulator:
         ev["amount_minor"] = amount
         return o.plan.add(at, "payments", ev)
 
-    def _refund_duplicate_payment(self, o: _Order, paid: _Item) -> None:
+    def _refund_duplicate_payment(self, o: _Order, paid: _Item) -> dict[str, Any]:
         """The customer pays the same amount twice; the duplicate is refunded days later."""
         original = paid[3]
         again = self._payment(
@@ -955,6 +1069,7 @@ class _Simulator:
         ev["amount_minor"] = original["amount_minor"]
         ev["reason"] = "duplicate payment"
         o.plan.add(at, "payments", ev)
+        return again[3]
 
     def _disorder(self, o: _Order, kind: str) -> None:
         """Delay emission (not occurred_at) of events so they reach the topics out of order,
@@ -974,10 +1089,12 @@ class _Simulator:
                     for item in items:  # the ERP's outbox was stuck until after the pick
                         if item[2] == "orders" and item[0] <= pick_at:
                             item[0] = release
+                    self._intend("shipment_before_placed", o.order_id, placed[3])
                     return
         accepted = [item for item in items if item[3]["event_type"] == "OrderAccepted"]
         if accepted:  # fallback and "placed_after_accepted": OrderPlaced overtaken by OrderAccepted
             placed[0] = accepted[0][0] + self._between(SECOND, 20 * MINUTE)
+            self._intend("placed_after_accepted", o.order_id, placed[3])
 
 
 # --------------------------------------------------------------------------- helpers

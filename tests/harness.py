@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams.codec import Codec
 from streams.flat import to_flat
+from streams.runtime.engine import FRONTIER
 from streams.saga import INTERNAL_TOPICS
 from streams.settings import Settings
 from streams.topics import client_config
@@ -219,6 +220,8 @@ def read_topic(
             if msg.error():
                 raise AssertionError(str(msg.error()))
             last = time.monotonic()
+            if internal and any(name == FRONTIER for name, _ in msg.headers() or []):
+                continue  # a task's frontier marker (streams/runtime/engine.py), not a message
             if role == "dlq":
                 record = {"_value": msg.value(), "_headers": dict(msg.headers() or [])}
             elif internal:

@@ -9,7 +9,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.runtime.engine import CAUSE_TIME, Record, Task
+from streams.runtime.engine import CAUSE_TASK, CAUSE_TIME, Record, Task
 from streams.runtime.partitioner import partition_of
 from streams.runtime.store import PartitionedStore
 
@@ -54,7 +54,7 @@ def test_waits_for_a_partition_that_may_hold_an_earlier_record():
     fill(t, 0, 10, 20)
     t.at_end = [False, False]  # shipments: nothing buffered, end not reported since its last record
     assert t.take(10, now=0.0) == []
-    t.at_end[1] = True  # end of partition: nothing earlier can come
+    t.end_of("shipments")  # end of partition: nothing earlier can come
     assert [r.timestamp for r in t.take(10, now=0.1)] == [10, 20]
 
 
@@ -104,7 +104,7 @@ def test_internal_records_are_ordered_by_their_cause():
     record = Record(Msg("results", 0, 999_999, [(CAUSE_TIME, b"15")]))
     assert record.timestamp == 15
     assert Record(Msg("orders", 0, 7, [("other", b"1")])).timestamp == 7
-    assert record.cause_header() == [(CAUSE_TIME, b"15")]
+    assert record.cause_header() == [(CAUSE_TIME, b"15"), (CAUSE_TASK, b"0")]  # its time, the sending task
 
 
 @given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 40)), max_size=60), st.integers(1, 7))

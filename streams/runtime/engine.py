@@ -29,11 +29,12 @@ Design (docs/runtime.md has the reasons and the measurements):
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -51,20 +52,30 @@ _STALL_WARNING = 5.0  # seconds a task waits for a silent input partition before
 
 
 CAUSE_TIME = "o2c.cause_ts"
-"""Header of records the pipeline sends to itself (the allocation saga): the timestamp of the
-input record that caused them, which is their place in the receiving task's time order. Their
-own timestamp is when they were produced: during a catch-up that is far later than the backlog
-around them, and the merge would hold them back until the whole backlog was processed."""
+"""Header of records the pipeline sends to itself (the allocation saga): the time of the cause,
+which is their place in the receiving task's time order (the sending task's stream time after
+the cause: see `Task`). Their own timestamp is when they were produced: during a catch-up that
+is far later than the backlog around them."""
+CAUSE_TASK = "o2c.cause_task"
+"""Header of internal records and frontier markers: the partition number of the sending task."""
+FRONTIER = "o2c.frontier"
+"""Header of a frontier marker (an empty record on an internal topic): the sending task will send
+nothing more there with a time below this (see `Task.frontier`)."""
+INF = 1 << 62  # a frontier: nothing will come unless new input arrives
 
 
 class Record:
     """One input record, with the attribute names the processors and dead letters use.
 
     `timestamp` orders it within its task: the cause's time for internal records (`internal`),
-    else the record's own timestamp until the processor's `event_time` replaces it with the
-    business time it decoded (`decoded` keeps what it decoded, or the error, for `process`)."""
+    else the record's own timestamp (`produced`) until the processor's `event_time` replaces it
+    with the business time it decoded (`decoded` keeps what it decoded, or the error, for
+    `process`). `frontier` is set on frontier markers, which the task consumes itself."""
 
-    __slots__ = ("topic", "partition", "offset", "key", "value", "timestamp", "headers", "internal", "decoded")
+    __slots__ = (
+        "topic", "partition", "offset", "key", "value", "timestamp", "produced", "headers", "internal",
+        "decoded", "sender", "frontier", "cause_time",
+    )
 
     def __init__(self, msg: Any) -> None:
         self.topic = msg.topic()
@@ -72,9 +83,11 @@ class Record:
         self.offset = msg.offset()
         self.key = msg.key()
         self.value = msg.value()
-        self.timestamp = msg.timestamp()[1]
+        self.timestamp = self.produced = msg.timestamp()[1]
         self.internal = False
         self.decoded: Any = None
+        self.sender = 0
+        self.frontier: int | None = None
         headers = msg.headers()
         self.headers: list[tuple[str, bytes]] = headers or []
         if headers:
@@ -82,11 +95,15 @@ class Record:
                 if name == CAUSE_TIME:
                     self.timestamp = int(value)
                     self.internal = True
-                    break
+                elif name == CAUSE_TASK:
+                    self.sender = int(value)
+                elif name == FRONTIER:
+                    self.frontier = int(value)
+        self.cause_time = self.timestamp
 
     def cause_header(self) -> list[tuple[str, bytes]]:
         """Headers for a record this one causes on an internal topic."""
-        return [(CAUSE_TIME, str(self.timestamp).encode())]
+        return [(CAUSE_TIME, str(self.cause_time).encode()), (CAUSE_TASK, str(self.partition).encode())]
 
 
 class Output:
@@ -151,6 +168,8 @@ class Processor(Protocol):
 
     name: str
     topics: Mapping[str, str]  # topic -> role; the order breaks event-time ties
+    internal: Collection[str]  # of `topics`, those another processor of the pipeline writes
+    emits: Mapping[str, Collection[str]]  # internal topic it writes -> the topics whose records cause them
     stores: Sequence[PartitionedStore[Any]]
     punctuate_interval: float | None
 
@@ -170,88 +189,272 @@ class Processor(Protocol):
     def committed(self) -> None: ...
 
 
+@dataclass(slots=True)
+class Lane:
+    """One input of a task: a source topic partition, or what one upstream task sent on an
+    internal topic partition (records of one sender arrive in their time order)."""
+
+    topic: str
+    sender: int | None  # internal: the sending task's partition; None: a source
+    queue: deque[Record] = field(default_factory=deque)
+    at_end: bool = False  # sources: end of partition reported since the last record
+    bound: int = -INF  # internal: the sender's latest frontier (nothing below it will come)
+    silent: bool = False  # internal: the sender said nothing for too long; not waited for until it does
+
+
 @dataclass
 class Task:
     """Partition `partition` of every topic of one processor, merged by event time.
 
     The rule (docs/runtime.md): the next record is the buffered head with the lowest time, ties
-    to the topic listed first; each topic partition keeps its own order. While an input partition
-    has nothing buffered but has not reported its end since its last record (data known to exist
-    on the broker), the task waits. With `max_idle` > 0 it also waits that long for an input
-    partition that is at its end (a quiet producer), then goes on until every input has data
-    again (Kafka Streams' `max.task.idle.ms`)."""
+    to the input listed first (source topics in the processor's order, then internal topics by
+    sending task); each input keeps its own order. A source partition with nothing buffered that
+    has not reported its end since its last record (data known to exist on the broker) is waited
+    for; with `max_idle` > 0 one at its end is waited for that long too (a quiet producer), then
+    the others go on until every input has data again (Kafka Streams' `max.task.idle.ms`). An
+    internal input with nothing buffered is waited for while its sender's frontier says it may
+    still send something earlier: the stages of the pipeline advance in business time together,
+    however fast each was fetched or processed (issue 13).
+
+    `stream_time` is the highest time processed; a record's `cause_time`, the time of what it
+    causes on internal topics, is the stream time after it (a late record's effects are placed
+    where the task is, so a sender's records go out in time order)."""
 
     processor: Processor
     partition: int
     topics: list[str]
     max_idle: float = 0.0
-    queues: list[deque[Record]] = field(default_factory=list)
-    at_end: list[bool] = field(default_factory=list)  # end-of-partition since the last record
+    senders: Mapping[str, int] = field(default_factory=dict)  # internal topic -> sending tasks
+    horizon: float = 5.0  # s: records with a business time this close to now do not wait for senders
+    lanes: list[Lane] = field(default_factory=list)
     waiting_since: float | None = None
     idle_deadline: float | None = None  # max_idle: when waiting for a quiet input ends
+    stream_time: int = -INF
+    progressed: bool = False  # something consumed since the last commit
+    fetched: dict[str, int] = field(default_factory=dict)  # topic -> offset after the last buffered
+    announced: dict[str, int] = field(default_factory=dict)  # emitted topic -> last frontier sent
 
     def __post_init__(self) -> None:
-        self.queues = [deque() for _ in self.topics]
-        self.at_end = [False] * len(self.topics)
+        self.lanes = []
+        self.source_lane: dict[str, Lane] = {}
+        self.internal_lanes: dict[str, list[Lane]] = {}
+        for topic in self.topics:
+            senders = self.senders.get(topic)
+            if senders is None:
+                lane = Lane(topic, None)
+                self.source_lane[topic] = lane
+                self.lanes.append(lane)
+        for topic in self.topics:
+            senders = self.senders.get(topic)
+            if senders is not None:
+                lanes = [Lane(topic, s) for s in range(senders)]
+                self.internal_lanes[topic] = lanes
+                self.lanes.extend(lanes)
+
+    @property
+    def queues(self) -> list[deque[Record]]:
+        """The source lanes' queues, in topic order (what the unit tests fill)."""
+        return [self.source_lane[t].queue for t in self.topics if t in self.source_lane]
+
+    @property
+    def at_end(self) -> list[bool]:
+        return [self.source_lane[t].at_end for t in self.topics if t in self.source_lane]
+
+    @at_end.setter
+    def at_end(self, values: Sequence[bool]) -> None:
+        for topic, value in zip([t for t in self.topics if t in self.source_lane], values):
+            self.source_lane[topic].at_end = value
+
+    def add(self, record: Record) -> None:
+        """Buffer a record fetched for this task."""
+        self.fetched[record.topic] = record.offset + 1
+        lanes = self.internal_lanes.get(record.topic)
+        if lanes is None:
+            lane = self.source_lane[record.topic]
+            lane.at_end = False
+            if record.frontier is not None:  # a frontier nobody here waits on: consumed
+                self.progressed = True
+                return
+        else:
+            lane = lanes[record.sender] if 0 <= record.sender < len(lanes) else lanes[0]
+            lane.silent = False
+        lane.queue.append(record)
+
+    def end_of(self, topic: str) -> None:
+        lane = self.source_lane.get(topic)
+        if lane is not None:
+            lane.at_end = True
+
+    def buffered(self, topic: str) -> int:
+        lanes = self.internal_lanes.get(topic)
+        return sum(len(lane.queue) for lane in lanes) if lanes is not None else len(self.source_lane[topic].queue)
+
+    def _markers(self, lane: Lane) -> None:
+        queue = lane.queue
+        while queue and queue[0].frontier is not None:
+            marker = queue.popleft()
+            if marker.frontier > lane.bound:
+                lane.bound = marker.frontier
+            self.progressed = True
 
     def take(self, limit: int, now: float) -> list[Record]:
-        """Up to `limit` records in time order; stops where an input partition may still hold
-        an earlier record (empty here, but not known to be at its end)."""
-        queues, at_end = self.queues, self.at_end
+        """Up to `limit` records in time order; stops where an input may still deliver an
+        earlier record."""
+        lanes = self.lanes
         taken: list[Record] = []
+        live_from = int(time.time() * 1000 - self.horizon * 1000)
         while len(taken) < limit:
-            if self.max_idle > 0:
-                if not any(queues):
-                    break  # nothing to place: no wait begins
-                if self.idle_deadline is not None and all(queues):
-                    self.idle_deadline = None  # every input has data again: the next gap waits anew
-            best = -1
+            best: Lane | None = None
             best_ts = 0
-            for i, queue in enumerate(queues):
-                if not queue:
-                    if not at_end[i]:
+            best_rank = 0
+            waiting = False
+            for rank, lane in enumerate(lanes):
+                queue = lane.queue
+                if lane.sender is not None:
+                    if queue and queue[0].frontier is not None:
+                        self._markers(lane)
+                    if queue:
+                        ts = queue[0].timestamp
+                        if best is None or ts < best_ts:
+                            best, best_ts, best_rank = lane, ts, rank
+                    continue
+                if queue:
+                    ts = queue[0].timestamp
+                    if best is None or ts < best_ts:
+                        best, best_ts, best_rank = lane, ts, rank
+                elif not lane.at_end:
+                    if self.waiting_since is None:
+                        self.waiting_since = now
+                    elif now - self.waiting_since > _STALL_WARNING:
+                        log.warning(
+                            "task %s[%d] waited %.1f s for %s[%d] (no record, no end of partition): "
+                            "processing the others", self.processor.name, self.partition,
+                            now - self.waiting_since, lane.topic, self.partition,
+                        )
+                        lane.at_end = True
+                        self.waiting_since = None
+                        continue
+                    return taken
+                else:
+                    waiting = True
+            if best is None:
+                break
+            if waiting and self.max_idle > 0:  # a quiet source: wait for it up to max_idle
+                if self.idle_deadline is None:
+                    self.idle_deadline = now + self.max_idle
+                if now < self.idle_deadline:
+                    return taken
+            elif self.idle_deadline is not None and not waiting:
+                self.idle_deadline = None  # every source has data again: the next gap waits anew
+            for rank, lane in enumerate(lanes):  # an internal input may still send an earlier one
+                if best_ts >= live_from:
+                    break  # live traffic: latency first (see Runtime's `alignment_horizon`)
+                if lane.sender is not None and not lane.queue and not lane.silent:
+                    if lane.bound < best_ts or (lane.bound == best_ts and rank < best_rank):
                         if self.waiting_since is None:
                             self.waiting_since = now
                         elif now - self.waiting_since > _STALL_WARNING:
                             log.warning(
-                                "task %s[%d] waited %.1f s for %s[%d] (no record, no end of partition): "
-                                "processing the others", self.processor.name, self.partition,
-                                now - self.waiting_since, self.topics[i], self.partition,
+                                "task %s[%d] waited %.1f s for task %d's frontier on %s (at %d, next record at %d):"
+                                " processing without it until it sends again", self.processor.name,
+                                self.partition, now - self.waiting_since, lane.sender, lane.topic, lane.bound, best_ts,
                             )
-                            at_end[i] = True
+                            lane.silent = True
                             self.waiting_since = None
                             continue
                         return taken
-                    if self.max_idle > 0:
-                        if self.idle_deadline is None:
-                            self.idle_deadline = now + self.max_idle
-                        if now < self.idle_deadline:
-                            return taken
-                    continue
-                ts = queue[0].timestamp
-                if best < 0 or ts < best_ts:
-                    best, best_ts = i, ts
-            if best < 0:
-                break
-            taken.append(queues[best].popleft())
+            record = best.queue.popleft()
+            if best_ts > self.stream_time:
+                self.stream_time = best_ts
+            record.cause_time = self.stream_time
+            taken.append(record)
+            self.progressed = True
             self.waiting_since = None  # progress: a later wait is timed from its own start
         self.waiting_since = None
         return taken
 
     def ready(self, now: float) -> bool:
-        """Something buffered, and no input partition to wait for."""
-        has = False
-        quiet = False
-        for queue, end in zip(self.queues, self.at_end):
+        """Something to process now (what `take` would return is not empty)."""
+        return self._can_take(now)
+
+    def _can_take(self, now: float) -> bool:
+        best_ts = 0
+        best_rank = -1
+        waiting = False
+        for rank, lane in enumerate(self.lanes):
+            queue = lane.queue
+            if lane.sender is not None:
+                if queue and queue[0].frontier is not None:
+                    self._markers(lane)
+                if queue and (best_rank < 0 or queue[0].timestamp < best_ts):
+                    best_ts, best_rank = queue[0].timestamp, rank
+                continue
             if queue:
-                has = True
-            elif not end:
+                if best_rank < 0 or queue[0].timestamp < best_ts:
+                    best_ts, best_rank = queue[0].timestamp, rank
+            elif not lane.at_end:
                 return False
             else:
-                quiet = True
-        if has and quiet and self.max_idle > 0:
-            return self.idle_deadline is not None and now >= self.idle_deadline
-        return has
+                waiting = True
+        if best_rank < 0:
+            return False
+        if waiting and self.max_idle > 0 and (self.idle_deadline is None or now < self.idle_deadline):
+            return False
+        if best_ts >= time.time() * 1000 - self.horizon * 1000:
+            return True
+        for rank, lane in enumerate(self.lanes):
+            if lane.sender is not None and not lane.queue and not lane.silent:
+                if lane.bound < best_ts or (lane.bound == best_ts and rank < best_rank):
+                    return False
+        return True
+
+    def frontier(self, causes: Collection[str]) -> int:
+        """The lowest time this task may still give a record it sends on an internal topic whose
+        records are caused by the `causes` topics: its stream time, or the earliest thing those
+        inputs may still deliver if later (INF when they are all at their end and empty)."""
+        low = INF
+        for lane in self.lanes:
+            if lane.topic not in causes:
+                continue
+            if lane.sender is not None:
+                self._markers(lane)
+                low = min(low, lane.queue[0].timestamp if lane.queue else lane.bound)
+            elif lane.queue:
+                low = min(low, lane.queue[0].timestamp)
+            elif not lane.at_end:
+                return self.stream_time  # a record may come at any time: placed at the stream time
+        return max(self.stream_time, low)
+
+    def positions(self) -> dict[str, int]:
+        """Per topic, the offset to commit: every record before it processed. An internal topic's
+        senders' lanes are consumed out of offset order; records after the lowest unprocessed one
+        are read again after a restart, and applied as the duplicates they are (the allocation
+        saga's messages carry ids and sequence numbers)."""
+        out: dict[str, int] = {}
+        for topic, after in self.fetched.items():
+            lanes = self.internal_lanes.get(topic)
+            if lanes is None:
+                lanes = [self.source_lane[topic]]
+            heads = [lane.queue[0].offset for lane in lanes if lane.queue]
+            out[topic] = min(heads) if heads else after
+        return out
+
+    def checkpoint(self) -> str:
+        """What a restart needs besides the offsets (committed as their metadata)."""
+        bounds = {t: [lane.bound for lane in lanes] for t, lanes in self.internal_lanes.items()}
+        return json.dumps({"s": self.stream_time, "b": bounds}, separators=(",", ":"))
+
+    def resume(self, metadata: str | None) -> None:
+        if not metadata:
+            return
+        try:
+            saved = json.loads(metadata)
+        except ValueError:
+            return
+        self.stream_time = max(self.stream_time, int(saved.get("s", -INF)))
+        for topic, bounds in saved.get("b", {}).items():
+            for lane, bound in zip(self.internal_lanes.get(topic, ()), bounds):
+                lane.bound = max(lane.bound, int(bound))
 
 
 class Runtime:
@@ -270,9 +473,12 @@ class Runtime:
         on_fatal: Callable[[BaseException], None],
         standby_partitions: int = 0,
         max_task_idle: float = 0.0,
+        alignment_horizon: float = 5.0,
     ) -> None:
         """`standby_partitions`: the stores' partition count, to keep standby copies of every
-        partition this worker does not process (0: no standbys). `max_task_idle`: see `Task`."""
+        partition this worker does not process (0: no standbys). `max_task_idle`: see `Task`.
+        `alignment_horizon`: records whose business time is less than this many seconds old are
+        processed without waiting for the senders of internal topics (`Task.horizon`)."""
         self.processors = list(processors)
         self.standby_partitions = standby_partitions
         self.standby_consumer: Consumer | None = None
@@ -281,6 +487,7 @@ class Runtime:
         self.exactly_once = exactly_once
         self.commit_interval = commit_interval
         self.max_task_idle = max_task_idle
+        self.alignment_horizon = alignment_horizon
         self.batch_size = batch_size
         self.on_fatal = on_fatal
         self._consumer_config = dict(consumer_config)
@@ -291,9 +498,9 @@ class Runtime:
             for topic in processor.topics:
                 self.processor_of[topic] = processor
         self.tasks: dict[tuple[str, int], Task] = {}  # (processor name, partition) -> task
-        self.task_of: dict[tuple[str, int], tuple[Task, int]] = {}  # input tp -> (task, index)
-        self.offsets: dict[tuple[str, int], int] = {}  # next offset to commit per input tp
-        self.timestamps: list[int] = []  # record times of this transaction (latency metric)
+        self.task_of: dict[tuple[str, int], Task] = {}  # input tp -> its task
+        self.timestamps: list[int] = []  # produce times of this transaction's inputs (latency metric)
+        self._partitions: dict[str, int] = {}  # internal topic -> partition count
         self.paused: set[tuple[str, int]] = set()
         self.assignment: set[tuple[str, int]] = set()
         self.generation = 0  # assignments seen (routing caches key on it)
@@ -452,25 +659,24 @@ class Runtime:
                 if err.code() == KafkaError._PARTITION_EOF:
                     found = task_of.get((msg.topic(), msg.partition()))
                     if found is not None:
-                        found[0].at_end[found[1]] = True
+                        found.end_of(msg.topic())
                     continue
                 if err.fatal():
                     raise KafkaException(err)
                 log.warning("consumer error: %s", err)
                 continue
             tp = (msg.topic(), msg.partition())
-            found = task_of.get(tp)
-            if found is None:
+            task = task_of.get(tp)
+            if task is None:
                 continue  # not (or no longer) assigned
-            task, index = found
             record = Record(msg)
-            record.timestamp = task.processor.event_time(record)
-            task.queues[index].append(record)
-            task.at_end[index] = False
+            if record.frontier is None:
+                record.timestamp = task.processor.event_time(record)
+            task.add(record)
             touched.add(tp)
         for tp in touched:
-            task, index = task_of[tp]
-            if len(task.queues[index]) >= _PAUSE_AT and tp not in self.paused:
+            task = task_of[tp]
+            if task.buffered(tp[0]) >= _PAUSE_AT and tp not in self.paused:
                 self.consumer.pause([TopicPartition(*tp)])  # type: ignore[union-attr]
                 self.paused.add(tp)
 
@@ -493,18 +699,14 @@ class Runtime:
             started = time.perf_counter()
             task.processor.process(records, self.out)
             METRICS.child(METRICS.consume_to_produce, task.processor.name).observe(time.perf_counter() - started)
-            offsets = self.offsets
-            stamps = self.timestamps
-            for record in records:
-                offsets[(record.topic, record.partition)] = record.offset + 1
-                stamps.append(record.timestamp)
+            self.timestamps.extend(record.produced for record in records)
             total += len(records)
         if self.paused:
             for tp in list(self.paused):
                 found = self.task_of.get(tp)
                 if found is None:
                     self.paused.discard(tp)
-                elif len(found[0].queues[found[1]]) <= _RESUME_AT:
+                elif found.buffered(tp[0]) <= _RESUME_AT:
                     self.consumer.resume([TopicPartition(*tp)])  # type: ignore[union-attr]
                     self.paused.discard(tp)
         return total
@@ -539,17 +741,24 @@ class Runtime:
         assert self.consumer is not None and self.producer is not None and self.out is not None
         if self._inflight is not None and not self._finish_commit(rewind):
             return False
+        self._announce()
         dirty = any(store.dirty for p in self.processors for store in p.stores)
-        if not (self.offsets or self.out.produced or dirty):
+        progressed = [task for task in self.tasks.values() if task.progressed]
+        if not (progressed or self.out.produced or dirty):
             self.last_commit = time.monotonic()
             return True
         started = time.perf_counter()
         for processor in self.processors:
             for store in processor.stores:
                 store.flush_changelog(self.out.produce)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self.offsets.items()]
+        offsets = []
+        for task in progressed:
+            checkpoint = task.checkpoint()
+            for topic, offset in task.positions().items():
+                offsets.append(TopicPartition(topic, task.partition, offset, metadata=checkpoint))
+            task.progressed = False
         stamps = self.timestamps
-        self.offsets, self.timestamps = {}, []
+        self.timestamps = []
         self.out.produced = 0
         self.last_commit = time.monotonic()
         if not self.exactly_once:
@@ -569,6 +778,34 @@ class Runtime:
         self._inflight = (self._committer.submit(self._transact, offsets, metadata), started, stamps)
         self.out.hold()
         return self._finish_commit(rewind) if wait else True
+
+    def _announce(self) -> None:
+        """Send each task's frontier on the internal topics it writes, when it moved: the tasks
+        reading them wait for nothing earlier than it (see `Task`). In the open transaction:
+        visible with the records sent before it, in the same partitions, after them."""
+        assert self.out is not None
+        for task in self.tasks.values():
+            emits = getattr(task.processor, "emits", None)
+            if not emits:
+                continue
+            for topic, causes in emits.items():
+                frontier = task.frontier(causes)
+                if task.announced.get(topic) == frontier:
+                    continue
+                task.announced[topic] = frontier
+                headers = [(FRONTIER, str(frontier).encode()), (CAUSE_TASK, str(task.partition).encode())]
+                for partition in range(self._partition_count(topic)):
+                    self.out.send(topic, None, b"", partition, headers)
+
+    def _partition_count(self, topic: str) -> int:
+        count = self._partitions.get(topic)
+        if count is None:
+            assert self.consumer is not None
+            metadata = self.consumer.list_topics(topic, timeout=30).topics[topic]
+            if metadata.error is not None:
+                raise KafkaException(metadata.error)
+            count = self._partitions[topic] = len(metadata.partitions)
+        return count
 
     def _transact(self, offsets: list[TopicPartition], metadata: Any) -> None:
         """On the committer thread: the transaction's round trips. A retriable error (a
@@ -657,7 +894,8 @@ class Runtime:
         for processor in self.processors:
             for store in processor.stores:
                 store.discard()
-        self.offsets.clear()
+        for task in self.tasks.values():
+            task.progressed = False
         self.timestamps.clear()
         self.out.produced = 0
 
@@ -677,7 +915,6 @@ class Runtime:
             processor = self.processor_of.get(tp[0])
             if processor is not None:
                 by_processor.setdefault(processor.name, set()).add(tp[1])
-            self.offsets.pop(tp, None)
             self.task_of.pop(tp, None)
             self.paused.discard(tp)
         self.assignment -= tps
@@ -699,16 +936,15 @@ class Runtime:
     def _open_tasks(self, tps: set[tuple[str, int]], *, rewind: bool) -> None:
         assert self.consumer is not None
         self.assignment |= tps
+        # Waits until no transaction of the previous owner is pending on these offsets
+        # (read_committed offset fetches are "stable", KIP-447): its changelog records are then
+        # committed or aborted before we restore.
+        committed = self.consumer.committed([TopicPartition(*tp) for tp in sorted(tps)], 60)
         if rewind:  # read again from the committed offsets (after an aborted transaction)
-            committed = self.consumer.committed([TopicPartition(*tp) for tp in sorted(tps)], 30)
             for tp in committed:
                 offset = tp.offset if tp.offset >= 0 else -2  # OFFSET_BEGINNING
                 self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-        else:
-            # Wait until no transaction of the previous owner is pending on these offsets
-            # (read_committed offset fetches are "stable", KIP-447): its changelog records are
-            # then committed or aborted before we restore.
-            self.consumer.committed([TopicPartition(*tp) for tp in sorted(tps)], 60)
+        saved = {(tp.topic, tp.partition): tp.metadata for tp in committed}
         for processor in self.processors:
             partitions = sorted({p for t, p in tps if t in processor.topics})
             if not partitions:
@@ -717,14 +953,18 @@ class Runtime:
                 for partition in partitions:
                     self._log_standby_read((store.changelog_topic, partition))
                 restore(store, partitions, self._restore_config)
+            senders = {topic: self._partition_count(topic) for topic in getattr(processor, "internal", ())}
             for partition in partitions:
-                task = Task(processor, partition, list(processor.topics), self.max_task_idle)
+                task = Task(
+                    processor, partition, list(processor.topics), self.max_task_idle, senders, self.alignment_horizon
+                )
                 self.tasks[(processor.name, partition)] = task
-                for index, topic in enumerate(task.topics):
+                for topic in task.topics:
                     if (topic, partition) in self.assignment:
-                        self.task_of[(topic, partition)] = (task, index)
+                        self.task_of[(topic, partition)] = task
+                        task.resume(saved.get((topic, partition)))
                     else:
-                        task.at_end[index] = True  # not ours (topics mis-partitioned): never wait
+                        task.end_of(topic)  # not ours (topics mis-partitioned): never wait
             for store in processor.stores:
                 store.standby.difference_update(partitions)
                 store.standby_current.difference_update(partitions)

@@ -1,0 +1,176 @@
+"""Stages aligned by business time (issue 13): a task reading an internal topic waits while a
+sending task's frontier says it may still send an earlier record; records of several senders
+in one partition are merged by time whatever order they were appended in."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.runtime.engine import CAUSE_TASK, CAUSE_TIME, FRONTIER, INF, Record, Task
+
+
+class Msg:
+    def __init__(self, topic: str, offset: int, ts: int, headers: list | None = None) -> None:
+        self._t, self._o, self._ts, self._h = topic, offset, ts, headers
+
+    def topic(self): return self._t  # noqa: E704
+    def partition(self): return 0  # noqa: E704
+    def offset(self): return self._o  # noqa: E704
+    def key(self): return b"k"  # noqa: E704
+    def value(self): return b""  # noqa: E704
+    def timestamp(self): return (1, self._ts)  # noqa: E704
+    def headers(self): return self._h  # noqa: E704
+
+
+def inventory_task(senders: int = 2) -> Task:
+    """The inventory agent's shape: a source topic and an internal one written by `senders` tasks."""
+    return Task(SimpleNamespace(name="inventory"), 0, ["inventory", "requests"], senders={"requests": senders})
+
+
+def source(offset: int, ts: int) -> Record:
+    return Record(Msg("inventory", offset, ts))
+
+
+def internal(offset: int, ts: int, sender: int) -> Record:
+    return Record(Msg("requests", offset, 10**12, [(CAUSE_TIME, str(ts).encode()), (CAUSE_TASK, str(sender).encode())]))
+
+
+def marker(offset: int, frontier: int, sender: int) -> Record:
+    return Record(Msg("requests", offset, 10**12, [(FRONTIER, str(frontier).encode()), (CAUSE_TASK, str(sender).encode())]))
+
+
+def drain(task: Task, now: float = 0.0) -> list[tuple[str, int]]:
+    out = []
+    while taken := task.take(1000, now):
+        out += [(r.topic, r.timestamp) for r in taken]
+    return out
+
+
+def test_a_source_record_waits_until_every_sender_is_past_it():
+    t = inventory_task()
+    t.add(source(0, 100))
+    t.end_of("inventory")
+    assert drain(t) == []  # nothing heard from the order tasks yet
+    t.add(marker(0, 150, sender=0))
+    assert drain(t) == []  # sender 1 may still send something before 100
+    t.add(marker(1, 100, sender=1))
+    assert drain(t) == [("inventory", 100)]  # tie: the source first, then what sender 1 may send at 100
+
+
+def test_an_earlier_request_goes_before_the_receipt_and_a_later_one_after():
+    t = inventory_task()
+    for offset, rec in enumerate([internal(0, 90, 0), internal(1, 120, 0), marker(2, 200, 0), marker(3, 200, 1)]):
+        rec.offset = offset
+        t.add(rec)
+    t.add(source(0, 100))
+    t.end_of("inventory")
+    assert drain(t) == [("requests", 90), ("inventory", 100), ("requests", 120)]
+
+
+def test_nothing_waits_for_a_sender_at_its_end():
+    t = inventory_task()
+    t.add(marker(0, INF, 0))
+    t.add(marker(1, INF, 1))
+    t.add(source(0, 10**15))
+    t.end_of("inventory")
+    assert drain(t) == [("inventory", 10**15)]
+
+
+@given(
+    st.lists(st.integers(0, 30), max_size=12),
+    st.lists(st.integers(0, 30), max_size=12),
+    st.lists(st.integers(0, 30), max_size=12),
+    st.randoms(use_true_random=False),
+)
+def test_the_merge_does_not_depend_on_how_senders_interleave_in_the_partition(a, b, inv, rnd):
+    """Two order tasks send in their own time order; whatever order their records reach the
+    partition in (and whenever their frontier markers come), the task takes the same sequence."""
+    a, b, inv = sorted(a), sorted(b), sorted(inv)
+
+    def run(seed: int) -> list[tuple[str, int]]:
+        # A sender's frontier marker after each of its records (the next record's time).
+        streams: list[list[Record]] = [[], []]
+        for s, times in ((0, a), (1, b)):
+            with_markers = []
+            for i, ts in enumerate(times):
+                with_markers.append(internal(0, ts, s))
+                with_markers.append(marker(0, times[i + 1] if i + 1 < len(times) else INF, s))
+            streams[s] = with_markers or [marker(0, INF, s)]
+        order = random_interleaving(streams, seed)
+        t = inventory_task()
+        for ts in inv:
+            t.add(source(0, ts))
+        t.end_of("inventory")
+        out: list[tuple[str, int]] = []
+        for offset, rec in enumerate(order):
+            rec.offset = offset
+            t.add(rec)
+            out += [(r.topic, r.timestamp) for r in t.take(rnd.randint(1, 3), 0.0)]
+        return out + drain(t)
+
+    first = run(1)
+    assert run(2) == first
+    assert sorted(first) == sorted([("requests", x) for x in a + b] + [("inventory", x) for x in inv])
+    assert [ts for _, ts in first] == sorted(ts for _, ts in first)  # business-time order
+
+
+def random_interleaving(streams: list[list[Record]], seed: int) -> list[Record]:
+    import random
+
+    rnd = random.Random(seed)
+    cursors = [0] * len(streams)
+    out = []
+    while any(c < len(s) for c, s in zip(cursors, streams)):
+        s = rnd.choice([i for i, st_ in enumerate(streams) if cursors[i] < len(st_)])
+        out.append(streams[s][cursors[s]])
+        cursors[s] += 1
+    return out
+
+
+def test_frontier_is_the_stream_time_or_the_earliest_pending_input():
+    t = inventory_task()
+    assert t.frontier({"inventory"}) == -INF  # nothing reported: a record may come at any time
+    t.end_of("inventory")
+    assert t.frontier({"inventory"}) == INF  # at its end, nothing buffered: nothing will come
+    t.add(source(0, 100))
+    assert t.frontier({"inventory"}) == 100
+    t.end_of("inventory")
+    t.add(marker(0, INF, 0))
+    t.add(marker(1, INF, 1))
+    assert drain(t) == [("inventory", 100)]
+    assert t.frontier({"inventory", "requests"}) == INF
+    t.add(source(1, 50))  # a late record: not at its end any more
+    assert t.frontier({"inventory"}) == 100  # the stream time: its effects are placed there
+    assert [r.cause_time for r in t.take(10, 0.0)] == [100]
+
+
+def test_offsets_commit_only_what_every_sender_lane_processed():
+    t = inventory_task()
+    t.add(source(0, 10))
+    t.end_of("inventory")
+    t.add(internal(0, 70, 0))
+    t.add(internal(1, 20, 1))
+    t.add(marker(2, 60, 1))
+    assert drain(t) == [("inventory", 10), ("requests", 20)]  # sender 1 may still send at 60..70
+    assert t.positions() == {"inventory": 1, "requests": 0}  # offset 0 (sender 0's) not processed
+    t.add(marker(3, INF, 1))
+    assert drain(t) == [("requests", 70)]
+    assert t.positions() == {"inventory": 1, "requests": 4}
+
+
+def test_a_restarted_task_resumes_its_stream_time_and_the_senders_frontiers():
+    t = inventory_task()
+    t.add(marker(0, 70, 0))
+    t.add(marker(1, 80, 1))
+    t.add(source(0, 60))
+    t.end_of("inventory")
+    assert drain(t) == [("inventory", 60)]
+    again = inventory_task()
+    again.resume(t.checkpoint())
+    assert again.stream_time == 60 and [lane.bound for lane in again.internal_lanes["requests"]] == [70, 80]
+    again.resume("not json")  # ignored
+    again.resume(None)
+    assert again.stream_time == 60
