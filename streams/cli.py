@@ -208,10 +208,14 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def read_to_end(settings: Settings, topic: str):  # noqa: ANN201 - yields confluent Messages
-    """Every record of `topic` up to its end offsets at call time (read_committed)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    """Every record of `topic` up to its end offsets at call time (read_committed).
 
-    consumer = Consumer(reader_config(settings))
+    A partition is done at its last record before the end offset or at its end of partition,
+    whichever comes first: a topic written in transactions (the worker's dead letters) ends with
+    a commit marker, so its last record is never at end offset - 1."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer({**reader_config(settings), "enable.partition.eof": True})
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:
@@ -227,6 +231,9 @@ def read_to_end(settings: Settings, topic: str):  # noqa: ANN201 - yields conflu
             if msg is None:
                 continue
             if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    ends.pop(msg.partition(), None)
+                    continue
                 raise CliError(f"consume failed: {msg.error()}")
             yield msg
             if msg.offset() + 1 >= ends.get(msg.partition(), 0):

@@ -210,3 +210,23 @@ def test_dlq_replay_republishes_chosen_dead_letters(kafka_env):
 
     bad = kafka_env.o2c("dlq", "replay", "--offset", "zero")
     assert bad.returncode == 1 and "--offset takes PARTITION:OFFSET" in bad.stderr
+
+
+def test_dlq_replay_reads_dead_letters_a_worker_wrote_in_a_transaction(kafka_env):
+    """A transactional topic ends with a commit marker: the reader must still see its end."""
+    settings = kafka_env.settings
+    producer = Producer(
+        {"bootstrap.servers": settings.bootstrap_servers, "transactional.id": f"t-{settings.topic_prefix}"}
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(
+        settings.topic("dlq"), key=b"SO-9", value=b"bad", partition=0,
+        headers=[("o2c.error_class", b"DecodeError"), ("o2c.source_topic", settings.topic("orders").encode()),
+                 ("o2c.source_partition", b"0"), ("o2c.source_offset", b"7")],
+    )
+    producer.commit_transaction(30)
+
+    dry = kafka_env.o2c("dlq", "replay", "--dry-run", timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[-1] == "would replay 1 dead letters"

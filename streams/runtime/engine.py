@@ -11,13 +11,16 @@ Design (docs/runtime.md has the reasons and the measurements):
   count, so partition `p` of all of a processor's topics lands on one worker: a *task*.
 - **Revocation commits first.** The revoke callback runs while this worker is still a member of
   the old generation: it commits what was processed (offsets, outputs and changelog records in
-  one transaction), then closes the partitions. Nothing is ever processed twice because of a
-  rebalance and no transaction outlives the partitions it wrote for.
+  one transaction), then closes the partitions. No transaction outlives the partitions it wrote
+  for, and nothing is processed twice because of a rebalance (but allocation requests past the
+  committed offset of their partition, read again as the duplicates they are: `Task.positions`).
 - **Restore before processing**: an assigned partition's stores replay their changelog from the
   persisted position to its end (read_committed) before the task's first record.
-- **Event-time order within a task** (as Kafka Streams' PartitionGroup, KIP-695): the next record
-  is the buffered one with the lowest timestamp; while an input partition has nothing buffered but
-  has not reported end-of-partition since its last record, the task waits for it.
+- **Event-time order within a task** (as Kafka Streams' PartitionGroup, KIP-695, on business
+  time): the next record is the buffered one with the lowest `occurred_at`; while an input
+  partition has nothing buffered but has not reported end-of-partition since its last record, the
+  task waits for it. The inventory task also waits for the order tasks' frontiers on the
+  allocation requests (see `Task`).
 - **Commits**: every `commit_interval`, or sooner once nothing is left to process (low latency
   when traffic is light, few transactions when it is heavy). The transaction's round trips run
   on a committer thread while processing goes on; sends made meanwhile are held and produced
@@ -212,9 +215,10 @@ class Task:
     has not reported its end since its last record (data known to exist on the broker) is waited
     for; with `max_idle` > 0 one at its end is waited for that long too (a quiet producer), then
     the others go on until every input has data again (Kafka Streams' `max.task.idle.ms`). An
-    internal input with nothing buffered is waited for while its sender's frontier says it may
-    still send something earlier: the stages of the pipeline advance in business time together,
-    however fast each was fetched or processed (issue 13).
+    internal input (`senders`: the allocation requests, one lane per sending order task) with
+    nothing buffered is waited for while its sender's frontier says it may still send something
+    earlier: the inventory side does not run ahead of the order side in business time, however
+    fast each was fetched (issue 13).
 
     `stream_time` is the highest time processed; a record's `cause_time`, the time of what it
     causes on internal topics, is the stream time after it (a late record's effects are placed
@@ -374,10 +378,8 @@ class Task:
         return taken
 
     def ready(self, now: float) -> bool:
-        """Something to process now (what `take` would return is not empty)."""
-        return self._can_take(now)
-
-    def _can_take(self, now: float) -> bool:
+        """Something to process now: what `take` would return is not empty (the same rule,
+        without consuming nor starting a wait)."""
         best_ts = 0
         best_rank = -1
         waiting = False
