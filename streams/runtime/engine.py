@@ -254,6 +254,7 @@ class Task:
                 lanes = [Lane(topic, s) for s in range(senders)]
                 self.internal_lanes[topic] = lanes
                 self.lanes.extend(lanes)
+        self.ranked_internal = [(rank, lane) for rank, lane in enumerate(self.lanes) if lane.sender is not None]
 
     @property
     def queues(self) -> list[deque[Record]]:
@@ -350,10 +351,10 @@ class Task:
                     return taken
             elif self.idle_deadline is not None and not waiting:
                 self.idle_deadline = None  # every source has data again: the next gap waits anew
-            for rank, lane in enumerate(lanes):  # an internal input may still send an earlier one
-                if best_ts >= live_from:
-                    break  # live traffic: latency first (see Runtime's `alignment_horizon`)
-                if lane.sender is not None and not lane.queue and not lane.silent:
+            for rank, lane in self.ranked_internal if best_ts < live_from else ():
+                # an internal input may still send an earlier one (live traffic does not wait:
+                # latency first, see Runtime's `alignment_horizon`)
+                if not lane.queue and not lane.silent:
                     if lane.bound < best_ts or (lane.bound == best_ts and rank < best_rank):
                         if self.waiting_since is None:
                             self.waiting_since = now
@@ -404,8 +405,8 @@ class Task:
             return False
         if best_ts >= time.time() * 1000 - self.horizon * 1000:
             return True
-        for rank, lane in enumerate(self.lanes):
-            if lane.sender is not None and not lane.queue and not lane.silent:
+        for rank, lane in self.ranked_internal:
+            if not lane.queue and not lane.silent:
                 if lane.bound < best_ts or (lane.bound == best_ts and rank < best_rank):
                     return False
         return True
@@ -516,6 +517,7 @@ class Runtime:
         self._committer: ThreadPoolExecutor | None = None
         self._inflight: tuple[Future[None], float, list[int]] | None = None  # a commit under way
         self._next_task = 0  # where the next step begins among the tasks (see _process)
+        self._backlogged = False  # the last step left records it could have processed
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.out: Output | None = None
@@ -622,8 +624,7 @@ class Runtime:
     def _step(self) -> None:
         assert self.consumer is not None and self.producer is not None
         now = time.monotonic()
-        ready = any(task.ready(now) for task in self.tasks.values())
-        if ready:
+        if self._backlogged:  # the last step left records it could process: no waiting
             msgs = self.consumer.consume(1000, 0)
         else:
             # consume(n, timeout) waits for n records or the whole timeout: wait for the first
@@ -648,7 +649,7 @@ class Runtime:
                 return
         now = time.monotonic()
         due = now - self.last_commit >= self.commit_interval
-        idle = not processed and not any(task.ready(now) for task in self.tasks.values())
+        idle = not processed and not self._backlogged
         if due or (idle and now - self.last_commit >= 0.005):
             self._commit()
 
@@ -686,6 +687,7 @@ class Runtime:
         assert self.out is not None
         total = 0
         now = time.monotonic()
+        self._backlogged = False
         tasks = list(self.tasks.values())
         first = self._next_task % len(tasks) if tasks else 0
         for k in range(len(tasks)):
@@ -694,10 +696,13 @@ class Runtime:
                 # Let the commit begin before the other tasks' batches: what they hold waits
                 # one step, not one commit. They go first next time (no task starves).
                 self._next_task = first + k
+                self._backlogged = True
                 break
             records = task.take(self.batch_size, now)
             if not records:
                 continue
+            if len(records) == self.batch_size:
+                self._backlogged = True  # more may be ready: the next step does not wait
             started = time.perf_counter()
             task.processor.process(records, self.out)
             METRICS.child(METRICS.consume_to_produce, task.processor.name).observe(time.perf_counter() - started)
