@@ -363,6 +363,20 @@ def measure_worker(
     return run
 
 
+def counter_summary(counters: dict[str, float]) -> str:
+    """A worker's event counters (`Run.counters`) as one line."""
+    return ", ".join(
+        f"{counters.get(name, 0):,.0f} {what}"
+        for name, what in (
+            ("o2c_events_in", "events decoded"),
+            ("o2c_status_changes", "status events"),
+            ("o2c_business_exceptions", "business exceptions"),
+            ("o2c_duplicate_events", "duplicates"),
+            ("o2c_dead_letters", "dead letters"),
+        )
+    )
+
+
 def ends_with_parent() -> None:
     """In a worker about to start: SIGTERM it when the benchmark process dies, however it dies
     (a crash of the benchmark once left a worker running, and its CPU in the next run)."""
@@ -471,20 +485,7 @@ def bench_orders(events: int, guarantees: list[str], reference: bool = True) -> 
                 f" worker CPU {run.cpu_share:.0%} of a core)"
             )
         if runs["orders"].counters:
-            c = runs["orders"].counters
-            print(
-                "    order agent output: "
-                + ", ".join(
-                    f"{c.get(name, 0):,.0f} {what}"
-                    for name, what in (
-                        ("o2c_events_in", "events decoded"),
-                        ("o2c_status_changes", "status events"),
-                        ("o2c_business_exceptions", "business exceptions"),
-                        ("o2c_duplicate_events", "duplicates"),
-                        ("o2c_dead_letters", "dead letters"),
-                    )
-                )
-            )
+            print(f"    order agent output: {counter_summary(runs['orders'].counters)}")
         ratio = runs["orders"].rate / runs["naive"].rate
         line = f"    ratio order agent / baseline: {ratio:.2f}"
         if "noop" in runs:

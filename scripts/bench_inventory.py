@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 
 import aiohttp
 from confluent_kafka import Producer
@@ -67,8 +68,8 @@ def preproduce_all(settings, orders: int, seed: int = 7) -> dict[str, int]:
     return counts
 
 
-def quiet(port: str, timeout: float = 300) -> None:
-    """Until the worker's allocation messages sent == received, twice 0.5 s apart."""
+def quiet(port: str, timeout: float = 300, also: Callable[[], bool] = lambda: True) -> None:
+    """Until the worker's allocation messages sent == received (and `also()`), twice 0.5 s apart."""
     deadline = time.monotonic() + timeout
     calm = 0
     while calm < 2:
@@ -76,7 +77,7 @@ def quiet(port: str, timeout: float = 300) -> None:
             raise RuntimeError("the allocation loop did not quiet down")
         time.sleep(0.5)
         sent, received = allocation_counts(port)
-        calm = calm + 1 if sent == received else 0
+        calm = calm + 1 if sent == received and also() else 0
 
 
 def allocation_counts(port: str) -> tuple[float, float]:

@@ -56,8 +56,16 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from scripts.bench import BENCH_DIR, REPO, delete_topics_of, isolated_settings, measure_worker, worker_env
-from scripts.bench_inventory import allocation_counts, preproduce_all
+from scripts.bench import (
+    BENCH_DIR,
+    REPO,
+    counter_summary,
+    delete_topics_of,
+    isolated_settings,
+    measure_worker,
+    worker_env,
+)
+from scripts.bench_inventory import preproduce_all, quiet
 from streams.simulate import Intent, SimulationConfig, generate
 from streams.topics import admin, reader_config
 
@@ -167,14 +175,7 @@ def pending_internal(settings, group: str, topics: list[str]) -> int:
 def settle(port: str, settings, group: str, internal: list[str], timeout: float = 600) -> None:
     """Until, twice 0.5 s apart: allocation messages sent == received and nothing of the internal
     topics left beyond the group's committed offsets."""
-    deadline = time.monotonic() + timeout
-    calm = 0
-    while calm < 2:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the allocation loop did not quiet down")
-        time.sleep(0.5)
-        sent, received = allocation_counts(port)
-        calm = calm + 1 if sent == received and pending_internal(settings, group, internal) == 0 else 0
+    quiet(port, timeout, also=lambda: pending_internal(settings, group, internal) == 0)
 
 
 def fetch_json(url: str, attempts: int = 20) -> Any:
@@ -402,20 +403,7 @@ def report(args: argparse.Namespace) -> int:
         f" {run.counters.get('o2c_duplicate_events', 0):,.0f} duplicates for {quiet_kinds['duplicate']:,} copies)"
     )
     if run.counters:
-        c = run.counters
-        print(
-            "  worker counters: "
-            + ", ".join(
-                f"{c.get(name, 0):,.0f} {what}"
-                for name, what in (
-                    ("o2c_events_in", "events decoded"),
-                    ("o2c_status_changes", "status events"),
-                    ("o2c_business_exceptions", "business exceptions"),
-                    ("o2c_duplicate_events", "duplicates"),
-                    ("o2c_dead_letters", "dead letters"),
-                )
-            )
-        )
+        print(f"  worker counters: {counter_summary(run.counters)}")
     if args.json:
         status: dict[str, list[list[Any]]] = defaultdict(list)
         for _key, record in statuses:

@@ -11,19 +11,7 @@ from hypothesis import strategies as st
 from streams.batch_agent import BatchAgent
 from streams.contracts import DecodeError
 from streams.runtime.engine import CAUSE_TIME, Record, Task
-
-
-class Msg:
-    def __init__(self, topic: str, offset: int, value: bytes, headers: list | None = None) -> None:
-        self._t, self._o, self._v, self._h = topic, offset, value, headers
-
-    def topic(self): return self._t  # noqa: E704
-    def partition(self): return 0  # noqa: E704
-    def offset(self): return self._o  # noqa: E704
-    def key(self): return b"k"  # noqa: E704
-    def value(self): return self._v  # noqa: E704
-    def timestamp(self): return (1, 1_000_000 + self._o)  # produce time: delivery order  # noqa: E704
-    def headers(self): return self._h  # noqa: E704
+from tests.runtime_fakes import Msg
 
 
 class Agent(BatchAgent):
@@ -42,7 +30,7 @@ class Agent(BatchAgent):
 def merged(agent: Agent, batches: list[tuple[str, int, str]], limit: int = 1000) -> list[str]:
     task = Task(agent, 0, list(agent.topics))
     for offset, (topic, at, name) in enumerate(batches):
-        record = Record(Msg(topic, offset, f"{at}:{name}".encode() if name != "bad" else b"bad"))
+        record = Record(Msg(topic, offset, 1_000_000 + offset, value=f"{at}:{name}".encode() if name != "bad" else b"bad"))
         record.timestamp = agent.event_time(record)
         task.queues[task.topics.index(topic)].append(record)
     task.at_end = [True] * len(task.topics)
@@ -60,7 +48,7 @@ def test_a_dispatch_produced_first_waits_for_the_line_increase_that_happened_bef
 
 def test_undecodable_records_keep_their_place_and_reach_process_as_the_error():
     agent = Agent()
-    record = Record(Msg("orders", 5, b"bad"))
+    record = Record(Msg("orders", 5, 1_000_005, value=b"bad"))
     assert agent.event_time(record) == record.timestamp  # produce time: it goes where it was sent
     try:
         agent.item_of(record)
@@ -72,7 +60,7 @@ def test_undecodable_records_keep_their_place_and_reach_process_as_the_error():
 
 def test_internal_records_keep_their_cause_time():
     agent = Agent()
-    record = Record(Msg("orders", 0, b"999:result", [(CAUSE_TIME, b"15")]))
+    record = Record(Msg("orders", 0, 1_000_000, [(CAUSE_TIME, b"15")], b"999:result"))
     assert agent.event_time(record) == 15
     assert agent.item_of(record)["n"] == "result"  # decoded once, kept for process
 

@@ -12,21 +12,7 @@ from hypothesis import strategies as st
 from streams.runtime.engine import CAUSE_TASK, CAUSE_TIME, Record, Task
 from streams.runtime.partitioner import partition_of
 from streams.runtime.store import PartitionedStore
-
-
-class Msg:
-    """What `Record` reads of a confluent-kafka Message."""
-
-    def __init__(self, topic: str, offset: int, ts: int, headers: list | None = None) -> None:
-        self._t, self._o, self._ts, self._h = topic, offset, ts, headers
-
-    def topic(self): return self._t  # noqa: E704
-    def partition(self): return 0  # noqa: E704
-    def offset(self): return self._o  # noqa: E704
-    def key(self): return b"k"  # noqa: E704
-    def value(self): return b"v"  # noqa: E704
-    def timestamp(self): return (1, self._ts)  # noqa: E704
-    def headers(self): return self._h  # noqa: E704
+from tests.runtime_fakes import Msg
 
 
 def task(*topics: str) -> Task:

@@ -1,0 +1,16 @@
+"""What the runtime's `Record` reads of a confluent-kafka Message, for tests without a broker."""
+
+from __future__ import annotations
+
+
+class Msg:
+    def __init__(self, topic: str, offset: int, ts: int, headers: list | None = None, value: bytes = b"v") -> None:
+        self._t, self._o, self._ts, self._h, self._v = topic, offset, ts, headers, value
+
+    def topic(self): return self._t  # noqa: E704
+    def partition(self): return 0  # noqa: E704
+    def offset(self): return self._o  # noqa: E704
+    def key(self): return b"k"  # noqa: E704
+    def value(self): return self._v  # noqa: E704
+    def timestamp(self): return (1, self._ts)  # noqa: E704
+    def headers(self): return self._h  # noqa: E704
