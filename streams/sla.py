@@ -49,6 +49,7 @@ OnDue = Callable[[Send, int, bytes, OrderState, int], bool]
 _RANK = {m: i for i, m in enumerate(MILESTONES)}
 _STREAM_TIME_KEY = b"stream-time"
 _REBUILD_CHUNK = 5_000
+_INF = float("inf")
 
 
 
@@ -69,6 +70,9 @@ class SlaChecks:
         # orders changed since their last `sync` -> their pending deadlines, None: recompute
         self.touched: dict[int, dict[bytes, dict[str, int] | None]] = {}
         self.horizon: dict[int, float] = {}  # no indexed deadline of the partition is earlier
+        # no deadline of an order touched since the partition's last `sync` is earlier
+        # (-inf: one was touched without its deadlines)
+        self.touched_low: dict[int, float] = {}
         self.stream_times: PartitionedStore[int] | None = None
         if self.kind == "event":  # stream time (highest occurred_at applied) per partition
             self.stream_times = table_store(settings, "sla-stream-time", int, lambda v: str(v).encode())
@@ -115,11 +119,24 @@ class SlaChecks:
         """The order's state changed: its index entries are rewritten at the next `sync`
         (from `deadlines` if given: the pending deadlines of the state as it is now)."""
         self.touched.setdefault(partition, {})[key] = deadlines
+        if deadlines is None:
+            self.touched_low[partition] = -_INF
+        elif deadlines:
+            earliest = min(deadlines.values())
+            if earliest < self.touched_low.get(partition, _INF):
+                self.touched_low[partition] = earliest
+
+    def may_be_due(self, partition: int, now: int) -> bool:
+        """Whether a deadline of the partition can have passed at `now`: most event-clock
+        checks (one per advance of the stream time, i.e. nearly every event of a backlog)
+        end here, without syncing the index or scanning it."""
+        return now > min(self.horizon.get(partition, -_INF), self.touched_low.get(partition, _INF))
 
     def sync(self, partition: int | None = None) -> None:
         """Reschedule the touched orders (of one partition, or all) from their states."""
         for p in [partition] if partition is not None else list(self.touched):
             touched = self.touched.pop(p, None)
+            self.touched_low.pop(p, None)
             index = self.ready.get(p)
             if not touched or index is None:
                 continue
@@ -148,11 +165,13 @@ class SlaChecks:
         index = self.ready.get(partition)
         if index is None or now is None:
             return False
+        METRICS.sla_checks.inc()
+        if not self.may_be_due(partition, now):
+            return False
         changed = False
         while True:
             self.sync(partition)
             due = index.due(now)
-            METRICS.sla_checks.inc()
             METRICS.sla_index_reads.inc(index.last_scan_reads)
             for order_id in dict.fromkeys(order_id for order_id, _, _ in due):
                 key = order_id.encode()
@@ -251,6 +270,7 @@ class SlaChecks:
     def _close(self, partition: int) -> None:
         self.ready.pop(partition, None)
         self.touched.pop(partition, None)
+        self.touched_low.pop(partition, None)
         self.horizon.pop(partition, None)
         self.clock.forget(partition)
         self.indexes.close(partition)
