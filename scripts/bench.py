@@ -588,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-reference", action="store_true", help="skip the no-op Faust agent reference run")
     p = sub.add_parser("inventory")
     p.add_argument("--orders", type=int, default=10_000)
+    p.add_argument("--runs", type=int, default=3, help="runs of the o2c worker (medians reported)")
     p = sub.add_parser("inventory-agent")
     p.add_argument("--orders", type=int, default=10_000)
     p = sub.add_parser("allocation-latency")
@@ -622,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.bench == "inventory":
         from scripts.bench_inventory import bench_inventory
 
-        bench_inventory(args.orders)
+        bench_inventory(args.orders, args.runs)
     elif args.bench == "inventory-agent":
         from scripts.bench_inventory import bench_inventory_agent
 

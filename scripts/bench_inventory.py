@@ -2,10 +2,12 @@
 
 `inventory`: simulated traffic of all four input topics, pre-produced; one `o2c worker` processes
 it with the whole allocation loop (order agent -> requests -> inventory agent -> results ->
-order agent), timed from its first commit until every input offset is committed and the loop is
-quiet. Reported: input events/s, and the inventory path's records/s (ledger events + allocation
-requests, releases and issues it handled). Baseline in the same run: the naive one-table-write
--per-event Faust agent over the same four topics (scripts/bench_baseline_app.py).
+order agent), timed from its first commit until every input offset is committed, and until the
+loop is quiet too (both figures: the loop runs on after the inputs are committed). Three runs
+over the same input, medians reported, with the worker's CPU and peak RSS, and the inventory
+path's records/s (ledger events + allocation requests, releases and issues it handled).
+References in the same run: the naive one-table-write-per-event Faust agent and a Faust agent
+that does nothing, over the same four topics (scripts/bench_baseline_app.py).
 
 `inventory-agent`: the inventory agent alone (scripts/bench_inventory_app.py: the same
 `InventoryAgent`, no order agent), over pre-produced simulated ledger events and the allocation
@@ -30,6 +32,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 from confluent_kafka import Producer
@@ -37,6 +40,7 @@ from confluent_kafka import Producer
 from scripts.bench import (
     BENCH_DIR,
     REPO,
+    Run,
     delete_topics_of,
     isolated_settings,
     measure_worker,
@@ -123,7 +127,20 @@ def inventory_path_records(port: str) -> dict[str, float]:
     return found
 
 
-def bench_inventory(orders: int) -> None:
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident memory (VmHWM, Linux), MiB; 0 where unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+def bench_inventory(orders: int, runs: int = 3) -> None:
+    """The whole pipeline `runs` times over the same input (a fresh consumer group and state
+    each time), reported as medians, next to the naive and the no-op Faust agents (issue 14)."""
     settings = isolated_settings()
     workdir = BENCH_DIR / settings.topic_prefix.rstrip(".")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -134,46 +151,65 @@ def bench_inventory(orders: int) -> None:
         return worker_env(settings, f"{settings.app_id}-{name}", workdir / f"data-{name}", "exactly_once", **extra)
 
     baseline_argv = [sys.executable, "-m", "scripts.bench_baseline_app"]
+    roles = ",".join(INPUT_ROLES)
     naive = measure_worker(
-        settings, "naive-4-topics", baseline_argv, env("naive", O2C_BENCH_ROLES=",".join(INPUT_ROLES)), workdir,
-        roles=INPUT_ROLES,
+        settings, "naive-4-topics", baseline_argv, env("naive", O2C_BENCH_ROLES=roles), workdir, roles=INPUT_ROLES
     )
-    worker_environment = env("o2c")
-    port = worker_environment["O2C_WEB_PORT"]
+    noop = measure_worker(
+        settings, "noop-4-topics", baseline_argv, env("noop", O2C_BENCH_ROLES=roles, O2C_BENCH_AGENT="noop"),
+        workdir, roles=INPUT_ROLES,
+    )
+    full: list[Run] = []
     handled: dict[str, float] = {}
+    rss: list[float] = []
+    for run in range(1, runs + 1):
+        worker_environment = env(f"o2c{run}")
+        port = worker_environment["O2C_WEB_PORT"]
 
-    def settle(proc, run) -> None:
-        quiet(port)
-        handled.update(inventory_path_records(port))
+        def settle(proc: subprocess.Popen, _run: Run, port: str = port) -> None:
+            quiet(port)
+            handled.update(inventory_path_records(port))
+            rss.append(peak_rss_mb(proc.pid))
 
-    full = measure_worker(
-        settings, "o2c-worker", [sys.executable, "-m", "streams.cli", "worker"], worker_environment, workdir,
-        roles=INPUT_ROLES, counters=True, after=settle,
-    )
+        full.append(
+            measure_worker(
+                settings, f"o2c-worker-{run}", [sys.executable, "-m", "streams.cli", "worker"], worker_environment,
+                workdir, roles=INPUT_ROLES, counters=True, after=settle,
+            )
+        )
+    committed = [r.rate for r in full]
+    quiet_rates = [total / r.after_s for r in full]
+    median = statistics.median
     inventory_records = sum(v for k, v in handled.items() if k != "results sent")
-    print(f"$ python -m scripts.bench inventory --orders {orders}")
+    print(f"$ python -m scripts.bench inventory --orders {orders} --runs {runs}")
     print(
         f"  input: {total:,} simulated events ({', '.join(f'{n:,} {r}' for r, n in counts.items())}) on"
         f" {settings.partitions} partitions, exactly-once, commit interval {settings.commit_interval:g} s"
     )
     print(
         f"  baseline: naive Faust agent over the four topics, one table write per event: {naive.rate:,.0f} events/s"
-        f" (worker CPU {naive.cpu_share:.0%} of a core)"
+        f" (worker CPU {naive.cpu_share:.0%} of a core); Faust agent that does nothing: {noop.rate:,.0f} events/s"
     )
     print(
-        f"  o2c worker (orders + inventory + the allocation loop): {full.rate:,.0f} input events/s until every input"
-        f" offset was committed ({full.seconds:.1f} s); loop quiet after {full.after_s:.1f} s"
-        f" (worker CPU {full.cpu_share:.0%} of a core)"
+        f"  o2c worker (orders + inventory + the allocation loop), median of {runs} runs:"
+        f" {median(committed):,.0f} input events/s until every input offset was committed"
+        f" ({', '.join(f'{r:,.0f}' for r in committed)}); {median(quiet_rates):,.0f} input events/s until the"
+        f" allocation loop was quiet too ({', '.join(f'{r:,.0f}' for r in quiet_rates)});"
+        f" worker CPU {median([r.cpu_share for r in full]):.0%} of a core, peak RSS {median(rss):,.0f} MiB"
     )
+    last = full[-1]
     print(
-        f"  inventory path: {inventory_records:,.0f} records ("
+        f"  inventory path (last run): {inventory_records:,.0f} records ("
         + ", ".join(f"{v:,.0f} {k}" for k, v in sorted(handled.items()))
-        + f") in {full.after_s:.1f} s = {inventory_records / full.after_s:,.0f} records/s"
+        + f") in {last.after_s:.1f} s = {inventory_records / last.after_s:,.0f} records/s"
     )
-    print(f"  ratio o2c worker / baseline (input events/s): {full.rate / naive.rate:.2f}")
-    c = full.counters
     print(
-        "  outputs: "
+        f"  ratios to the naive agent (input events/s): {median(committed) / naive.rate:.2f} until committed,"
+        f" {median(quiet_rates) / naive.rate:.2f} until quiet; no-op agent / naive {noop.rate / naive.rate:.2f}"
+    )
+    c = last.counters
+    print(
+        "  outputs (last run): "
         + ", ".join(
             f"{c.get(n, 0):,.0f} {w}"
             for n, w in (
