@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup kafka-up kafka-down run test lint bench clean
+.PHONY: setup kafka-up kafka-down run test test-unit lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ run: setup
 
 test: setup
 	scripts/test.sh
+
+# The pure rules, codecs and runtime units: no broker, under a minute.
+test-unit: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
 lint: setup
 	$(BIN)/ruff check streams tables sinks tests scripts

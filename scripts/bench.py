@@ -62,11 +62,11 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
 
-from streams.codec import Codec
-from streams.flat import key_of, to_record
+from streams.contracts.codec import Codec
+from streams.contracts.flat import key_of, to_record
+from streams.runtime.topics import ALL_ROLES, admin, client_config, create_topics, producer_config
 from streams.settings import load_settings
-from streams.simulate import SimulationConfig, generate
-from streams.topics import ALL_ROLES, admin, client_config, create_topics, producer_config
+from streams.simulator.simulate import SimulationConfig, generate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -522,7 +522,7 @@ def profiled_worker() -> int:
 
     Both profilers follow only the thread that starts them, so the signal handlers (main thread)
     only flip a flag, and the runtime thread starts or stops the profiler before its next step."""
-    from streams.cli import main as cli_main
+    from streams.cli.main import main as cli_main
     from streams.runtime import engine
 
     kind = os.environ.get("O2C_BENCH_PROFILE", "pyinstrument")

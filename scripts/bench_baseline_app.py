@@ -36,7 +36,7 @@ ROLES = tuple(os.environ.get("O2C_BENCH_ROLES", "orders,shipments,payments").spl
 def create_app(settings: Settings) -> faust.App:
     app = base_app(settings)
     table = app.Table("naive", partitions=settings.partitions)
-    # As streams/orders.py does: raw bytes in, raw bytes out (Faust defaults tables to JSON).
+    # As streams/processors/orders.py does: raw bytes in, raw bytes out (Faust defaults tables to JSON).
     table.key_serializer = table.value_serializer = "raw"
     table.changelog_topic = table._new_changelog_topic()
     source = app.topic(

@@ -49,10 +49,10 @@ from scripts.bench import (
     stop,
     worker_env,
 )
-from streams.codec import Codec
-from streams.flat import key_of, to_record
-from streams.simulate import SimulationConfig, generate
-from streams.topics import create_topics, producer_config
+from streams.contracts.codec import Codec
+from streams.contracts.flat import key_of, to_record
+from streams.runtime.topics import create_topics, producer_config
+from streams.simulator.simulate import SimulationConfig, generate
 
 INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
 
@@ -229,8 +229,8 @@ def bench_inventory(orders: int, runs: int = 3) -> None:
 def preproduce_inventory_path(settings, requests: str, orders: int, seed: int = 7) -> dict[str, int]:
     """Ledger events of the simulation, and the allocation messages its order events make the
     order model send (the order agent's output to the `requests` topic), produced raw."""
-    from streams import saga
-    from streams.flat import to_flat
+    from streams.contracts.flat import to_flat
+    from streams.processors import saga
     from tables.order import OrderState, apply_event
 
     codec = Codec(settings)
@@ -253,7 +253,7 @@ def preproduce_inventory_path(settings, requests: str, orders: int, seed: int = 
 
 
 def bench_inventory_agent(orders: int) -> None:
-    from streams import saga
+    from streams.processors import saga
 
     settings = isolated_settings()
     workdir = BENCH_DIR / settings.topic_prefix.rstrip(".")

@@ -19,12 +19,12 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.app import RuntimeService, base_app, build_runtime
-from streams.codec import Codec
-from streams.inventory import InventoryAgent
+from streams.contracts.codec import Codec
 from streams.logs import configure_logging
 from streams.metrics import METRICS
+from streams.processors.inventory import InventoryAgent
+from streams.runtime.topics import create_topics
 from streams.settings import Settings, load_settings
-from streams.topics import create_topics
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -37,7 +37,7 @@ def create_app(settings: Settings) -> faust.App:
     runtime = build_runtime(settings, [agent], on_fatal=lambda exc: None)  # RuntimeService sets it
     app.service(RuntimeService(app, runtime))
 
-    @app.page("/metrics")  # as streams/web.py: the counters, for the benchmark's report
+    @app.page("/metrics")  # as streams/api/web.py: the counters, for the benchmark's report
     async def metrics(self, request):  # noqa: ANN001, ANN202 - a Faust view
         return self.bytes(generate_latest(METRICS.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 

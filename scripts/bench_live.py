@@ -57,10 +57,10 @@ from scripts.bench import (
     raw_produce,
     worker_env,
 )
-from streams.codec import Codec
-from streams.flat import key_of, to_record
-from streams.simulate import TIME_FIELDS, SimEvent, SimulationConfig, generate
-from streams.topics import admin, client_config, producer_config
+from streams.contracts.codec import Codec
+from streams.contracts.flat import key_of, to_record
+from streams.runtime.topics import admin, client_config, producer_config
+from streams.simulator.simulate import TIME_FIELDS, SimEvent, SimulationConfig, generate
 
 INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
 ORDER_ROLES = ("orders", "shipments", "payments")  # what a status event can be caused by

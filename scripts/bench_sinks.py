@@ -27,9 +27,9 @@ from scripts.bench import delete_topics_of, free_port, isolated_settings, raw_pr
 from sinks.base import DeliveryReport, Sink, StatusRecord
 from sinks.postgres import PostgresSink
 from sinks.webhook import WebhookSink
-from streams.codec import Codec
+from streams.contracts.codec import Codec
+from streams.downstream.sink_runner import SinkRunner
 from streams.metrics import METRICS
-from streams.sink_runner import SinkRunner
 from tests.examples import EXAMPLES
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

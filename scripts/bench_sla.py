@@ -29,7 +29,7 @@ from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch
 
-from streams.due_index import DueIndex
+from streams.processors.due_index import DueIndex
 from tables.order import apply_event
 from tables.order_state import OrderState
 from tables.sla import HOUR_MS, SlaPolicy, breach_due, pending_deadlines

@@ -13,7 +13,7 @@ committed record of the internal topics beyond the group's committed offsets), t
 exceptions topic (read_committed) and prints:
 
 - the input events, the business exceptions by code (count, per 1,000 input events);
-- how many match a simulator intent (streams/simulate.py `Intent`): same code and key (the
+- how many match a simulator intent (streams/simulator/simulate.py `Intent`): same code and key (the
   exceptions topic's key: order_id, else sku), and also same cause event;
 - the coded intents that raised no exception (code + key), with examples;
 - a reference: the same stream applied in emission order through the pure models (tables/,
@@ -66,8 +66,8 @@ from scripts.bench import (
     worker_env,
 )
 from scripts.bench_inventory import preproduce_all, quiet
-from streams.simulate import Intent, SimulationConfig, generate
-from streams.topics import admin, reader_config
+from streams.runtime.topics import admin, reader_config
+from streams.simulator.simulate import Intent, SimulationConfig, generate
 
 INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
 
@@ -215,8 +215,8 @@ def final_atp(port: str, skus: list[str]) -> dict[str, dict[str, dict[str, int]]
 def read_topic(settings, role: str, timeout: float = 120) -> list[tuple[str | None, dict[str, Any]]]:
     """Every committed record of an output topic: (key, flat record), up to the end of each
     partition (read_committed; the worker is stopped, so nothing is pending)."""
-    from streams.codec import Codec
-    from streams.flat import to_flat
+    from streams.contracts.codec import Codec
+    from streams.contracts.flat import to_flat
 
     codec = Codec(settings)
     topic = settings.topic(role)
@@ -274,7 +274,7 @@ def report(args: argparse.Namespace) -> int:
     settings = isolated_settings()
     app_id = f"{settings.app_id}-report"
     worker_settings = settings.model_copy(update={"app_id": app_id})
-    from streams.saga import requests_topic, results_topic
+    from streams.processors.saga import requests_topic, results_topic
 
     internal = [requests_topic(worker_settings), results_topic(worker_settings)]
     workdir = BENCH_DIR / settings.topic_prefix.rstrip(".")
@@ -435,7 +435,7 @@ def report(args: argparse.Namespace) -> int:
 
 
 def _iso(millis: int) -> str:
-    from streams.flat import iso_from_millis
+    from streams.contracts.flat import iso_from_millis
 
     return iso_from_millis(millis) if millis else "?"
 

@@ -8,7 +8,7 @@ start_private_broker() {
   export KAFKA_PORT=$1
   export KAFKA_STATE_DIR=$2
   export KAFKA_FRESH=1
-  export KAFKA_SASL_PORT=$(($1 + 2))  # a SASL/PLAIN listener too (tests/test_kafka_security.py)
+  export KAFKA_SASL_PORT=$(($1 + 2))  # a SASL/PLAIN listener too (tests/integration/test_kafka_security.py)
   trap 'scripts/kafka.sh down' EXIT
   scripts/kafka.sh up
   export O2C_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"

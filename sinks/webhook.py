@@ -20,7 +20,7 @@ import aiohttp
 
 from sinks.backoff import full_jitter
 from sinks.base import DeliveryReport, Failure, StatusRecord
-from streams.flat import render_iso
+from streams.contracts.flat import render_iso
 from streams.metrics import METRICS
 from streams.settings import Settings
 

@@ -11,16 +11,16 @@ from typing import Any
 import faust
 from mode import Service
 
-from streams.codec import Codec
-from streams.inventory import InventoryAgent
+from streams.api.watch import Watchers
+from streams.api.web import json_errors, register_views
+from streams.contracts.codec import Codec
 from streams.metrics import METRICS
-from streams.orders import OrderAgent
+from streams.processors.inventory import InventoryAgent
+from streams.processors.orders import OrderAgent
 from streams.runtime.engine import Runtime
 from streams.runtime.routing import Router
+from streams.runtime.topics import client_config, create_topics
 from streams.settings import Settings
-from streams.topics import client_config, create_topics
-from streams.watch import Watchers
-from streams.web import json_errors, register_views
 
 log = logging.getLogger("o2c.app")
 
@@ -57,7 +57,7 @@ def base_app(settings: Settings, **options: Any) -> faust.App:
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     """Faust's (aiokafka's) side of the Kafka security settings; the confluent-kafka clients
-    get theirs from `streams.topics.security_config`."""
+    get theirs from `streams.runtime.topics.security_config`."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
@@ -210,7 +210,7 @@ def create_app(settings: Settings) -> faust.App:
     register_views(app, settings, worker)
     METRICS.orders_by_status.source = worker.orders.status_counts.totals
     if settings.sink_names:  # downstream of the status topic; see docs/sinks.md
-        from streams.sink_runner import SinkService
+        from streams.downstream.sink_runner import SinkService
 
         app.service(SinkService(settings))  # type: ignore[arg-type]
     return app

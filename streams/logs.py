@@ -18,7 +18,3 @@ def configure_logging(level: str = "INFO") -> None:
         root.addHandler(handler)
     root.setLevel(level.upper())
 
-
-def kv(**fields: object) -> str:
-    """Render context as `k=v` pairs, e.g. `kv(order_id="SO-1")` -> `order_id=SO-1`."""
-    return " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)

@@ -171,10 +171,6 @@ class OrderState:
         return self.accepted_at is not None
 
     @property
-    def net_paid_minor(self) -> int:
-        return self.paid_minor - self.refunded_minor
-
-    @property
     def open_balance_minor(self) -> int:
         """Invoiced and not paid (net of refunds); negative when the customer is in credit."""
         return self.invoiced_minor - self.paid_minor + self.refunded_minor

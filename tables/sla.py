@@ -1,7 +1,7 @@
 """SLA rules of SPEC §6: the policy, every open order's pending deadlines, breach bookkeeping.
 
 Pure and deterministic like the rest of `tables/`: callers pass the time in. The shell keeps
-deadlines in a due index (streams/due_index.py) so that finding what is due costs in
+deadlines in a due index (streams/processors/due_index.py) so that finding what is due costs in
 proportion to what is due; this module only says, for one order, what is due when, and
 records breaches in the order's state so that each (order, milestone) breaches at most once,
 also across restarts and rebalances (the state travels with the changelog).

@@ -73,7 +73,7 @@ class Env:
 
 def make_env(bootstrap_servers: str, tmp: Path, partitions: int = 2) -> Env:
     """An isolated world: unique topic prefix and app id, its own data dir; SPEC topics created."""
-    from streams.topics import create_topics
+    from streams.runtime.topics import create_topics
 
     tmp.mkdir(parents=True, exist_ok=True)
     prefix = f"t{uuid.uuid4().hex[:10]}."

@@ -18,12 +18,12 @@ import pytest
 import requests
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from streams.codec import Codec
-from streams.flat import to_flat
+from streams.contracts.codec import Codec
+from streams.contracts.flat import to_flat
+from streams.processors.saga import INTERNAL_TOPICS
 from streams.runtime.engine import FRONTIER
-from streams.saga import INTERNAL_TOPICS
+from streams.runtime.topics import client_config
 from streams.settings import Settings
-from streams.topics import client_config
 
 REPO = Path(__file__).resolve().parent.parent
 

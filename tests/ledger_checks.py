@@ -10,9 +10,9 @@ from collections import defaultdict
 import requests
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from streams.saga import INTERNAL_TOPICS
+from streams.processors.saga import INTERNAL_TOPICS
+from streams.runtime.topics import reader_config
 from streams.settings import Settings
-from streams.topics import reader_config
 from tests.harness import Worker, read_topic
 
 INPUT_ROLES = ("orders", "shipments", "payments", "inventory")

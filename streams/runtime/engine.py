@@ -496,6 +496,9 @@ class Runtime:
         self._consumer_config = dict(consumer_config)
         self._producer_config = dict(producer_config)
         self._restore_config = dict(restore_config)
+        # A dead owner's open transaction is aborted by the broker after its timeout: restores
+        # wait that long at most for its changelog partitions to settle (`_settled_ends`).
+        self._settle_timeout = int(self._producer_config.get("transaction.timeout.ms", 60_000)) / 1000 + 30
         self.processor_of: dict[str, Processor] = {}
         for processor in self.processors:
             for topic in processor.topics:
@@ -944,8 +947,8 @@ class Runtime:
         assert self.consumer is not None
         self.assignment |= tps
         # Waits until no transaction of the previous owner is pending on these offsets
-        # (read_committed offset fetches are "stable", KIP-447): its changelog records are then
-        # committed or aborted before we restore.
+        # (read_committed offset fetches are "stable", KIP-447). Its changelog partitions may
+        # still await their commit markers: `restore` waits for those (`_settled_ends`).
         committed = self.consumer.committed([TopicPartition(*tp) for tp in sorted(tps)], 60)
         if rewind:  # read again from the committed offsets (after an aborted transaction)
             for tp in committed:
@@ -959,7 +962,7 @@ class Runtime:
             for store in processor.stores:  # a standby copy answers queries until restored
                 for partition in partitions:
                     self._log_standby_read((store.changelog_topic, partition))
-                restore(store, partitions, self._restore_config)
+                restore(store, partitions, self._restore_config, self._settle_timeout)
             senders = {topic: self._partition_count(topic) for topic in getattr(processor, "internal", ())}
             for partition in partitions:
                 task = Task(
@@ -984,7 +987,7 @@ class Runtime:
     def _plan_standbys(self) -> None:
         """Follow the changelog of every store partition this worker does not process, so that
         a partition moving here restores only a short tail, and queries for it can be answered
-        from committed state while it moves (streams/web.py marks such answers as stale)."""
+        from committed state while it moves (streams/api/web.py marks such answers as stale)."""
         if self.standby_consumer is None:
             return
         wanted: dict[tuple[str, int], PartitionedStore[Any]] = {}
@@ -1051,27 +1054,25 @@ def _retrying(call: Callable[[], None], attempts: int = 3) -> None:
             log.warning("transaction call timed out, trying again: %s", exc)
 
 
-def restore(store: PartitionedStore[Any], partitions: Sequence[int], config: Mapping[str, Any]) -> int:
+def restore(
+    store: PartitionedStore[Any], partitions: Sequence[int], config: Mapping[str, Any], settle_timeout: float = 60.0
+) -> int:
     """Replay each partition's committed changelog tail into RocksDB; the number of records."""
     started = time.monotonic()
+    base = {**config, "group.id": "o2c-restore", "enable.auto.commit": False}  # never joins nor commits
     consumer = Consumer(
-        {
-            **config,
-            "group.id": "o2c-restore",  # never joins nor commits: partitions are assigned
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            "fetch.wait.max.ms": 10,
-        }
+        {**base, "isolation.level": "read_committed", "enable.partition.eof": True, "fetch.wait.max.ms": 10}
     )
+    uncommitted = Consumer({**base, "isolation.level": "read_uncommitted"})
     total = 0
     targets: dict[int, tuple[int, int]] = {}
     try:
+        ends = _settled_ends(consumer, uncommitted, store.changelog_topic, partitions, settle_timeout)
         starts = []
         for partition in partitions:
             store.open(partition)
             position = store.position(partition)
-            low, high = consumer.get_watermark_offsets(TopicPartition(store.changelog_topic, partition), 30)
+            low, high = ends[partition]
             if position is not None and position > high:
                 log.warning("%s[%d]: local state ahead of its changelog (%d > %d): restoring from scratch",
                             store.changelog_topic, partition, position, high)
@@ -1091,9 +1092,42 @@ def restore(store: PartitionedStore[Any], partitions: Sequence[int], config: Map
         return total
     finally:
         consumer.close()
+        uncommitted.close()
         METRICS.child(METRICS.table_recovery, store.name).set(time.monotonic() - started)
         if total:
             log.info("restored %d records of %s in %.2f s", total, store.changelog_topic, time.monotonic() - started)
+
+
+def _settled_ends(
+    committed: Consumer, uncommitted: Consumer, topic: str, partitions: Sequence[int], timeout: float
+) -> dict[int, tuple[int, int]]:
+    """`(low, end)` of each changelog partition once no transaction is open on it.
+
+    A transaction's `commit_transaction` returns before the coordinator has written its commit
+    markers to every partition: for a few milliseconds (longer under load) the partition's last
+    stable offset, where a read_committed restore stops, is still below the records it just
+    committed, although the input offsets committed with them already read as stable. A worker
+    that restored then (its own state after a revocation commit, or the state a departing owner
+    had just committed) lost those records: orders whose inputs were committed answered 404.
+    Nobody else writes to a partition we were just assigned, so an open transaction there is the
+    previous owner's, finishing (markers pending) or dead (aborted by the transaction timeout):
+    wait until the end a read_committed reader sees (last stable offset) is the log end."""
+    deadline = time.monotonic() + timeout
+    ends: dict[int, tuple[int, int]] = {}
+    pending = sorted(partitions)
+    while True:
+        for partition in pending:
+            tp = TopicPartition(topic, partition)
+            low, stable = committed.get_watermark_offsets(tp, 30)
+            _, end = uncommitted.get_watermark_offsets(tp, 30)
+            if stable >= end:
+                ends[partition] = (low, stable)
+        pending = [p for p in pending if p not in ends]
+        if not pending:
+            return ends
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{topic} {pending}: a transaction stayed open for {timeout:.0f} s")
+        time.sleep(0.01)
 
 
 def _replay(consumer: Consumer, store: PartitionedStore[Any], starts: list[TopicPartition]) -> int:

@@ -1,0 +1,349 @@
+"""HTTP API of every worker (SPEC §8). Requests for keys another worker owns are routed to it;
+errors are JSON `{"error": ...}` with a 4xx status for bad requests, never a 500. A key whose
+partition is moving between workers (a rebalance, a worker gone) answers 503 with Retry-After
+until its new owner has restored it: never a 500, never a hang."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import Counter
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import faust
+from aiohttp import web as aioweb
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.api.openapi import STATUSES as STATUS_LIST
+from streams.processors.sla import merge_listings
+from streams.runtime.partitioner import partition_of
+from streams.settings import Settings
+from tables.inventory import atp_view, warehouse_view
+from tables.order import derive_status, to_view
+from tables.sla import CHANNELS, MILESTONES
+
+if TYPE_CHECKING:
+    from streams.app import Worker
+
+log = logging.getLogger("o2c.web")
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
+KEY_RULE = "1-64 characters of letters, digits and . _ : -"  # order ids, SKUs, warehouse ids
+STATUSES = frozenset(STATUS_LIST)
+MAX_WAIT_SECONDS = 60.0
+MAX_BREACHES = 10_000
+DEFAULT_BREACHES = 100
+ROUTED_HEADER = "X-O2C-Routed"  # set on requests one worker forwards to another: never forwarded again
+RETRY_AFTER = 1  # seconds a client waits before asking again for a key whose partition moves
+ROUTE_TIMEOUT = 10.0
+STALE_HEADER = {"X-O2C-Stale": "standby"}  # on answers read from a standby copy (committed state,
+# possibly behind the owner's) while the key's partition moves
+
+
+class Local(str):
+    """Where `route` says a key is answered from, when not from another worker."""
+
+
+LOCAL, STANDBY = Local("local"), Local("standby")
+
+
+def readiness(app: faust.App, worker: Worker) -> dict[str, Any]:
+    """Ready = started, partitions assigned (possibly none, with more workers than partitions),
+    not rebalancing, every assigned partition's stores restored."""
+    runtime = worker.runtime
+    ready = bool(app.started and runtime.ready)
+    return {
+        "ready": ready,
+        "assigned_partitions": len(runtime.assignment),
+        "rebalancing": bool(runtime.rebalancing),
+        "tables_recovered": ready,
+    }
+
+
+def error(view: View, code: int, message: str, **extra: Any) -> Response:
+    return view.json({"error": message, **extra}, status=code)
+
+
+def unavailable(view: View, message: str) -> Response:
+    return view.json(
+        {"error": message, "retry_after": RETRY_AFTER}, status=503, headers={"Retry-After": str(RETRY_AFTER)}
+    )
+
+
+@aioweb.middleware
+async def json_errors(request: aioweb.Request, handler: Any) -> aioweb.StreamResponse:
+    """Errors raised by the web server itself (unknown path, wrong method) as JSON too."""
+    try:
+        return await handler(request)
+    except aioweb.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        if exc.status == 404:
+            message = f"no such path {request.path!r}; see /openapi.json"
+        elif exc.status == 405:
+            message = f"method {request.method} not allowed on {request.path!r}"
+        else:
+            message = exc.reason
+        return aioweb.json_response({"error": message}, status=exc.status, headers=headers)
+
+
+def parse_wait(request: Request) -> tuple[str | None, float]:
+    """`?wait_for=STATUS&timeout=S`; raises ValueError with a user-facing message."""
+    wait_for = request.query.get("wait_for")
+    raw_timeout = request.query.get("timeout")
+    if wait_for is None:
+        if raw_timeout is not None:
+            raise ValueError("timeout is only meaningful with wait_for")
+        return None, 0.0
+    if wait_for not in STATUSES:
+        raise ValueError(f"wait_for must be one of {', '.join(sorted(STATUSES))}")
+    try:
+        timeout = float(raw_timeout) if raw_timeout is not None else 30.0
+    except ValueError:
+        raise ValueError(f"timeout must be a number of seconds, got {raw_timeout!r}") from None
+    if not 0 < timeout <= MAX_WAIT_SECONDS:
+        raise ValueError(f"timeout must be > 0 and <= {MAX_WAIT_SECONDS:g} seconds")
+    return wait_for, timeout
+
+
+def parse_breach_filters(request: Request) -> dict[str, Any]:
+    """`?milestone=&channel=&region=&limit=` of `/sla/breaches`; raises ValueError with a
+    user-facing message. Milestone and channel are case-insensitive."""
+    query = request.query
+    unknown = set(query) - {"milestone", "channel", "region", "limit"}
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(sorted(unknown))}; expected milestone, channel, "
+                         "region, limit")
+    filters: dict[str, Any] = {}
+    milestone = query.get("milestone")
+    if milestone is not None:
+        if milestone.upper() not in MILESTONES:
+            raise ValueError(f"milestone must be one of {', '.join(MILESTONES)}")
+        filters["milestone"] = milestone.upper()
+    channel = query.get("channel")
+    if channel is not None:
+        if channel.upper() not in CHANNELS:
+            raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
+        filters["channel"] = channel.upper()
+    region = query.get("region")
+    if region is not None:
+        if not KEY_PATTERN.match(region):
+            raise ValueError(f"region must be {KEY_RULE}")
+        filters["region"] = region
+    raw_limit = query.get("limit", str(DEFAULT_BREACHES))
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        raise ValueError(f"limit must be an integer, got {raw_limit!r}") from None
+    if not 1 <= limit <= MAX_BREACHES:
+        raise ValueError(f"limit must be between 1 and {MAX_BREACHES}")
+    filters["limit"] = limit
+    return filters
+
+
+def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
+    orders, inventory = worker.orders, worker.inventory
+    order_topic, sku_topic = settings.topic("orders"), settings.topic("inventory")
+
+    async def route(view: View, request: Request, topic: str, store: Any, key: str,
+                    timeout: float = ROUTE_TIMEOUT) -> Response | Local:
+        """LOCAL when this worker answers for `key` as owner of its partition; STANDBY when it
+        keeps a standby copy of the partition and nobody can answer better; otherwise the
+        owner's answer, or 503 while the key's partition has no ready owner (rebalancing, owner
+        gone, restoring) and no standby copy here."""
+        raw = key.encode()
+        if store.owns(raw):
+            return LOCAL
+        if not request.headers.get(ROUTED_HEADER):
+            partition = partition_of(raw, settings.partitions)
+            for _attempt in range(2):
+                url = await worker.router.owner(topic, partition)
+                if url is None or url == settings.canonical_url:
+                    break
+                try:
+                    reply = await forward(view, request, url, timeout)
+                except Exception as exc:  # noqa: BLE001 - unreachable, closed, timed out: ask again
+                    log.info("routing %s to %s failed (%r): asking the group again", request.path, url, exc)
+                    worker.router.invalidate()
+                    continue
+                if reply.status != 503 or not store.has_standby(raw):
+                    return reply
+                break
+        if store.has_standby(raw) and "wait_for" not in request.query:
+            return STANDBY
+        return unavailable(view, f"partition of {key!r} is moving to another worker")
+
+    async def forward(view: View, request: Request, url: str, timeout: float) -> Response:
+        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        async with app.http_client.get(
+            f"{url}{request.path_qs}", headers={ROUTED_HEADER: "1"}, timeout=client_timeout
+        ) as response:
+            body = await response.read()
+            headers = {"Retry-After": response.headers["Retry-After"]} if "Retry-After" in response.headers else None
+            return view.bytes(
+                body, content_type=response.content_type or "application/json", status=response.status,
+                headers=headers,
+            )
+
+    @app.page("/health")
+    async def health(self: View, request: Request) -> Response:
+        return self.json({"status": "ok", "worker": settings.canonical_url})
+
+    @app.page("/ready")
+    async def ready(self: View, request: Request) -> Response:
+        body = readiness(app, worker)
+        return self.json(body, status=200 if body["ready"] else 503)
+
+    @app.page("/metrics")
+    async def metrics(self: View, request: Request) -> Response:
+        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/openapi.json")
+    async def openapi(self: View, request: Request) -> Response:
+        from streams.api.openapi import openapi_document
+
+        return self.json(openapi_document())
+
+    @app.page("/orders/{order_id}")
+    async def order(self: View, request: Request, order_id: str) -> Response:
+        if not KEY_PATTERN.match(order_id):
+            return error(self, 400, f"order_id must be {KEY_RULE}")
+        try:
+            wait_for, timeout = parse_wait(request)
+        except ValueError as exc:
+            return error(self, 400, str(exc))
+        routed = await route(self, request, order_topic, orders.store, order_id, timeout + ROUTE_TIMEOUT)
+        if routed is STANDBY:
+            state = orders.store.lookup_standby(order_id.encode())
+            if state is None:  # a standby copy may be behind: it cannot tell the order does not exist
+                return unavailable(self, f"partition of {order_id!r} is moving to another worker")
+            return self.json(to_view(state), headers=dict(STALE_HEADER))
+        if routed is not LOCAL:
+            return routed
+        deadline = time.monotonic() + timeout
+        while True:
+            with worker.watchers.watch(order_id) as changed:
+                with orders.store.mutex:
+                    state = orders.lookup(order_id)
+                    status = derive_status(state) if state is not None else None
+                    view = to_view(state) if state is not None and (wait_for is None or status == wait_for) else None
+                if wait_for is None or status == wait_for:
+                    break
+                if not orders.store.owns(order_id.encode()):
+                    return unavailable(self, f"partition of {order_id!r} is moving to another worker")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    body = {"order_id": order_id, "status": status, "wait_for": wait_for}
+                    return error(self, 408, f"order did not reach {wait_for} within {timeout:g} s", **body)
+                try:  # woken by a change, or every second to notice a partition moving away
+                    await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
+                except TimeoutError:
+                    pass
+        if state is None:  # an order with only early (buffered) events still answers, unplaced
+            return error(self, 404, f"unknown order {order_id!r}")
+        return self.json(view)
+
+    @app.page("/atp/{sku}")
+    async def atp(self: View, request: Request, sku: str) -> Response:
+        return await sku_position(self, request, sku, None)
+
+    @app.page("/atp/{sku}/{warehouse_id}")
+    async def atp_at(self: View, request: Request, sku: str, warehouse_id: str) -> Response:
+        return await sku_position(self, request, sku, warehouse_id)
+
+    async def sku_position(self: View, request: Request, sku: str, warehouse_id: str | None) -> Response:
+        """The SKU's ledger at every warehouse (or one), from the worker that owns the SKU."""
+        if not KEY_PATTERN.match(sku):
+            return error(self, 400, f"sku must be {KEY_RULE}")
+        if warehouse_id is not None and not KEY_PATTERN.match(warehouse_id):
+            return error(self, 400, f"warehouse_id must be {KEY_RULE}")
+        routed = await route(self, request, sku_topic, inventory.store, sku)
+        if routed is not LOCAL and routed is not STANDBY:
+            return routed
+        headers = dict(STALE_HEADER) if routed is STANDBY else None
+        with inventory.store.mutex:
+            state = inventory.store.lookup_standby(sku.encode()) if headers else inventory.lookup(sku)
+            if state is None and headers:  # a standby copy may be behind: not a proof of absence
+                return unavailable(self, f"partition of {sku!r} is moving to another worker")
+            if state is None:
+                return error(self, 404, f"unknown sku {sku!r}")
+            body = atp_view(state) if warehouse_id is None else warehouse_view(state, warehouse_id)
+        if body is None and headers:
+            return unavailable(self, f"partition of {sku!r} is moving to another worker")
+        if body is None:
+            return error(self, 404, f"sku {sku!r} has no position at warehouse {warehouse_id!r}")
+        return self.json(body, headers=headers)
+
+    async def from_other_workers(path: str) -> tuple[list[Any], list[str]]:
+        """`path` asked of every other worker of the group: the answers, and the workers that
+        did not answer (reported, not fatal: the rest of the cluster still answers)."""
+        hosts = sorted(set(await worker.router.members()) - {settings.canonical_url})
+        replies = await asyncio.gather(*(fetch_json(app, f"{h}{path}") for h in hosts), return_exceptions=True)
+        failed = [h for h, r in zip(hosts, replies) if isinstance(r, BaseException)]
+        return [r for r in replies if not isinstance(r, BaseException)], failed
+
+    @app.page("/stats/local")
+    async def stats_local(self: View, request: Request) -> Response:
+        return self.json(orders.status_counts.summary())
+
+    @app.page("/stats")
+    async def stats(self: View, request: Request) -> Response:
+        """Sum of every worker's `/stats/local` (each counts its own active partitions)."""
+        replies, failed = await from_other_workers("/stats/local")
+        parts = [orders.status_counts.summary(), *replies]
+        total: dict[str, Counter[str]] = {k: Counter() for k in ("by_status", "by_region", "by_channel")}
+        for part in parts:
+            for k, counts in part.items():
+                total[k].update(counts)
+        body: dict[str, Any] = {k: dict(v) for k, v in total.items()}
+        body["orders"] = sum(total["by_status"].values())
+        body["workers"] = len(parts)
+        if failed:
+            body["unreachable_workers"] = failed
+        return self.json(body)
+
+    @app.page("/sla/breaches/local")
+    async def breaches_local(self: View, request: Request) -> Response:
+        try:
+            filters = parse_breach_filters(request)
+        except ValueError as exc:
+            return error(self, 400, str(exc))
+        found, more = orders.sla.open_breaches(**filters)
+        return self.json({"breaches": found, "truncated": more})
+
+    @app.page("/sla/breaches")
+    async def breaches(self: View, request: Request) -> Response:
+        """Open breaches of every worker (each lists its active partitions), by due time."""
+        try:
+            filters = parse_breach_filters(request)
+        except ValueError as exc:
+            return error(self, 400, str(exc))
+        found, more = orders.sla.open_breaches(**filters)
+        parts = [found]
+        query = "&".join(f"{k}={v}" for k, v in filters.items())
+        replies, failed = await from_other_workers(f"/sla/breaches/local?{query}")
+        for reply in replies:
+            parts.append(reply["breaches"])
+            more = more or reply["truncated"]
+        merged = list(islice(merge_listings(parts), filters["limit"] + 1))
+        body: dict[str, Any] = {
+            "breaches": merged[: filters["limit"]],
+            "count": min(len(merged), filters["limit"]),
+            "truncated": more or len(merged) > filters["limit"],
+            "workers": len(parts),
+        }
+        if failed:
+            body["unreachable_workers"] = failed
+        return self.json(body)
+
+
+async def fetch_json(app: faust.App, url: str) -> Any:
+    async with app.http_client.get(url, timeout=aiohttp.ClientTimeout(total=ROUTE_TIMEOUT)) as response:
+        response.raise_for_status()
+        return await response.json()

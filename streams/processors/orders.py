@@ -1,0 +1,236 @@
+"""The order agent: one stream over the co-partitioned orders, shipments and payments topics
+and the allocation results of the inventory side, joined into one `OrderState` per order
+(tables.order) kept in a RocksDB table.
+
+Per batch of one partition's records (the runtime, streams/runtime/engine.py, hands them over in
+record-time order and commits them, with everything they caused, in one transaction):
+  decode -> apply_event / apply_allocation -> send exceptions / status events / allocation
+  messages / dead letters -> remember the state.
+States reach the changelog and RocksDB once per key per commit (streams/runtime/store.py).
+A status event is sent per changing event (not per batch), so `seq` is 1, 2, 3... per order
+whatever the batching. Allocation requests, releases and stock issues go to the inventory agent
+keyed by SKU (streams/processors/saga.py), which answers with allocation results keyed by order_id.
+
+SLAs (SPEC §6, docs/sla.md): around each change the order's overdue deadlines are breached
+(before the event, so a milestone reached late first breaches, then closes late; and after it,
+for deadlines that were already past when created). Other orders' deadlines are found by the
+partition checks of streams/processors/sla.py: on the runtime's timer (wall clock) or when an event advances
+the partition's stream time (event clock, before that event is applied).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from streams.contracts.codec import Codec, CodecError
+from streams.contracts.flat import to_flat
+from streams.metrics import METRICS
+from streams.processors import saga
+from streams.processors.deadletter import dead_letter
+from streams.processors.sla import SlaChecks
+from streams.processors.status_counts import StatusCounts
+from streams.runtime.processor import BatchAgent, record_key
+from streams.settings import Settings
+from tables.allocation import AllocationResult
+from tables.exceptions import BusinessException
+from tables.order import InvalidEvent, OrderState, apply_allocation, apply_event, status_event
+from tables.sla import apply_under_sla, timer_cause
+
+log = logging.getLogger("o2c.orders")
+
+ORDER_ROLES = ("orders", "shipments", "payments")
+
+Send = Callable[..., None]
+
+
+class KeyMismatch(CodecError):
+    """The record's key differs from the key field of its event: it sits on the wrong partition."""
+
+
+class OrderAgent(BatchAgent):
+    name = "o2c.orders"
+
+    def __init__(self, settings: Settings, codec: Codec, notify: Callable[[str], None] | None = None) -> None:
+        topics = {settings.topic(role): role for role in ORDER_ROLES}
+        topics[saga.results_topic(settings)] = saga.RESULTS
+        super().__init__(settings, topics)
+        self.codec = codec
+        self.notify = notify or (lambda order_id: None)
+        self.status_topic = settings.topic("order-status")
+        self.exceptions_topic = settings.topic("exceptions")
+        self.breaches_topic = settings.topic("sla-breaches")
+        self.requests_topic = saga.requests_topic(settings)
+        # The inventory agent waits for this agent's progress in business time before it applies
+        # a later inventory event (docs/runtime.md, "Event-time order"); requests are caused by the
+        # source events only (applying an answer never sends one). The answers themselves are
+        # merged by their cause's time, not waited for: that would make every allocation round
+        # trip a barrier for the whole partition.
+        results = saga.results_topic(settings)
+        self.emits = {self.requests_topic: tuple(t for t in self.topics if t != results)}
+        self.store = self.new_store("orders", OrderState.from_bytes, OrderState.to_bytes)
+        self.status_counts = StatusCounts(self.store)
+        self.sla = SlaChecks(settings, self.store, self.breach_overdue)
+        if self.sla.stream_times is not None:
+            self.stores.append(self.sla.stream_times)
+        if settings.sla_clock == "wall":
+            self.punctuate_interval = settings.sla_check_interval
+
+    # ------------------------------------------------------------------ runtime callbacks
+
+    def process(self, records: Sequence[Any], out: Any) -> None:
+        # In business-time order: the runtime merged the topics by `event_time`.
+        now = int(time.time() * 1000)
+        send = out.send
+        mutex = self.store.mutex
+        for record in records:
+            try:
+                item = self.item_of(record)
+            except CodecError as exc:
+                dead_letter(send, self.settings, record, exc)
+                continue
+            with mutex:
+                try:
+                    self.apply(send, record, item, now)
+                except InvalidEvent as exc:
+                    dead_letter(send, self.settings, record, exc)
+        self.sla.sync()
+
+    def assigned(self, partitions: set[int]) -> None:
+        self.status_counts.invalidate()
+        self.sla.open(partitions)
+
+    def revoked(self, partitions: set[int]) -> None:
+        self.status_counts.invalidate()
+        self.sla.close(partitions)
+
+    def punctuate(self, out: Any) -> None:
+        """The wall-clock SLA check of every active partition (in the open transaction)."""
+        self.sla.tick(out.send)
+
+    def committed(self) -> None:
+        self.sla.mark_covered()
+
+    # ------------------------------------------------------------------ one event
+
+    def decode(self, message: Any) -> dict[str, Any] | AllocationResult:
+        """A flat input event, or an AllocationResult from the inventory side."""
+        role = self.topics[message.topic]
+        if role == saga.RESULTS:
+            item = saga.decode(message.value)
+            if not isinstance(item, AllocationResult):
+                raise saga.SagaDecodeError(f"{item.TYPE} on the allocation results topic")
+            order_id = item.order_id
+            METRICS.child(METRICS.allocation_messages, item.TYPE, "received").inc()
+        else:
+            item = to_flat(role, self.codec.decode(role, message.value))
+            order_id = item["order_id"]
+            self.counted(role, item["event_type"]).inc()
+        key = record_key(message)
+        if key != order_id:
+            raise KeyMismatch(f"record key {key!r} does not match order_id {order_id!r}")
+        return item
+
+    def apply(self, send: Send, record: Any, item: dict[str, Any] | AllocationResult, now: int) -> None:
+        sla = self.sla
+        partition = record.partition
+        result = item if isinstance(item, AllocationResult) else None
+        if result is not None:
+            order_id, at = result.order_id, result.occurred_at
+            key = order_id.encode()
+            state = self.store.get(partition, key)
+            if state is None:  # the inventory answers only lines it was asked about
+                raise InvalidEvent(f"allocation result for unknown order {order_id!r}")
+            apply = partial(apply_allocation, state, result)
+        else:
+            order_id, at = item["order_id"], item["occurred_at"]
+            if sla.observe(partition, at):  # event clock: the stream time moved, check first
+                sla.check(partition, send, sla.now(partition))
+            key = order_id.encode()
+            state = self.store.get(partition, key) or OrderState(order_id)
+            apply = partial(apply_event, state, item, now=now)
+        sla_now = sla.now(partition)
+        before = sla.may_be_overdue(partition, key, sla_now)
+        outcome, step = apply_under_sla(state, apply, at, sla.policy, sla.kind, sla_now, check_before=before)
+        if outcome.duplicate:
+            METRICS.duplicates.inc()
+            if step.before:
+                cause = timer_cause(state, step.before)
+                self.publish(send, partition, key, state, step.before, step.raised_before, cause)
+                sla.touch(partition, key)
+            return
+        sla.touch(partition, key, step.pending)
+        breaches = step.breaches
+        self.publish(
+            send,
+            partition,
+            key,
+            state,
+            breaches,
+            step.raised_before + outcome.exceptions + step.raised_after,
+            item if outcome.publish or breaches or step.closed else None,
+        )
+        if outcome.allocation:
+            cause = record.cause_header()  # the inventory agent orders it by its cause's time
+        for message in outcome.allocation:
+            send(self.requests_topic, message.sku.encode(), saga.encode(message), None, cause)
+            METRICS.child(METRICS.allocation_messages, message.TYPE, "sent").inc()
+        if outcome.changed or step.closed:
+            self.store.put(partition, key, state)
+
+    def publish(
+        self,
+        send: Send,
+        partition: int,
+        key: bytes,
+        state: OrderState,
+        breaches: list[dict[str, Any]],
+        exceptions: list[BusinessException],
+        cause: dict[str, Any] | AllocationResult | None,
+    ) -> None:
+        """Send an order's outputs: SLA breaches, business exceptions, then its next status
+        event when `cause` is given and the order is placed. Breaches change the state: it
+        is remembered here when there are any."""
+        for record in breaches:
+            send(self.breaches_topic, key, self.codec.encode("sla-breaches", record), None)
+            METRICS.child(METRICS.sla_breaches, record["milestone"]).inc()
+            log.debug("SLA breach order_id=%s milestone=%s", state.order_id, record["milestone"])
+        for exc in exceptions:
+            record = exc.to_dict()
+            send(self.exceptions_topic, key, self.codec.encode("exceptions", record), None)
+            METRICS.child(METRICS.business_exceptions, exc.code).inc()
+            log.debug("business exception order_id=%s code=%s: %s", state.order_id, exc.code, exc.detail)
+        if cause is not None and state.placed_at is not None:
+            previous = state.last_status
+            emitted_at = int(time.time() * 1000)
+            record = status_event(state, cause, emitted_at=emitted_at)
+            send(self.status_topic, key, self.codec.encode("order-status", record), None)
+            status = record["status"]
+            METRICS.child(METRICS.status_changes, status).inc()
+            METRICS.event_to_status.observe(max(emitted_at - record["occurred_at"], 0) / 1000)
+            if status != previous:
+                METRICS.child(METRICS.status_transitions, previous or "NONE", status).inc()
+                self.status_counts.moved(partition, state, previous, status)
+                log.debug(
+                    "order_id=%s status %s -> %s seq=%d", state.order_id, previous, record["status"], record["seq"]
+                )
+            self.notify(state.order_id)
+        if breaches:
+            self.store.put(partition, key, state)
+
+    def breach_overdue(self, send: Send, partition: int, key: bytes, state: OrderState, now: int) -> bool:
+        """For an SLA check: breach and publish what is overdue in the order's state."""
+        with self.store.mutex:
+            breaches, raised = self.sla.breach(partition, key, state, now)
+            if not breaches:
+                return False
+            self.publish(send, partition, key, state, breaches, raised, timer_cause(state, breaches))
+        return True
+
+    # ------------------------------------------------------------------ queries
+
+    def lookup(self, order_id: str) -> OrderState | None:
+        return self.store.lookup(order_id.encode())

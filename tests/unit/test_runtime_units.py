@@ -1,0 +1,204 @@
+"""The runtime's pieces that need no broker: the task merge (event-time order, KIP-695 waiting),
+the partitioner, and the store's commit protocol."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.runtime.engine import CAUSE_TASK, CAUSE_TIME, Record, Task, _settled_ends
+from streams.runtime.partitioner import partition_of
+from streams.runtime.store import PartitionedStore
+from tests.runtime_fakes import Msg
+
+
+def task(*topics: str) -> Task:
+    return Task(SimpleNamespace(name="p"), 0, list(topics))
+
+
+def fill(t: Task, index: int, *stamps: int) -> None:
+    for offset, ts in enumerate(stamps):
+        t.queues[index].append(Record(Msg(t.topics[index], offset, ts)))
+
+
+def test_lowest_timestamp_first_and_ties_by_topic_order():
+    t = task("orders", "shipments")
+    fill(t, 0, 10, 30, 30)
+    fill(t, 1, 20, 30)
+    t.at_end = [True, True]
+    taken = t.take(10, now=0.0)
+    assert [(r.topic, r.timestamp) for r in taken] == [
+        ("orders", 10), ("shipments", 20), ("orders", 30), ("orders", 30), ("shipments", 30)
+    ]
+
+
+def test_waits_for_a_partition_that_may_hold_an_earlier_record():
+    t = task("orders", "shipments")
+    fill(t, 0, 10, 20)
+    t.at_end = [False, False]  # shipments: nothing buffered, end not reported since its last record
+    assert t.take(10, now=0.0) == []
+    t.end_of("shipments")  # end of partition: nothing earlier can come
+    assert [r.timestamp for r in t.take(10, now=0.1)] == [10, 20]
+
+
+def test_a_partition_that_never_reports_stops_blocking_after_the_stall_limit():
+    t = task("orders", "shipments")
+    fill(t, 0, 10)
+    assert t.take(10, now=0.0) == []
+    assert t.take(10, now=1.0) == []
+    assert [r.timestamp for r in t.take(10, now=6.0)] == [10]
+
+
+def test_max_task_idle_waits_for_a_quiet_partition_then_goes_on_until_it_has_data_again():
+    t = Task(SimpleNamespace(name="p"), 0, ["orders", "shipments"], max_idle=0.5)
+    fill(t, 0, 10, 20)
+    t.at_end = [True, True]  # shipments: nothing buffered, nothing on the broker either
+    assert not t.ready(0.0) and t.take(10, now=0.0) == []
+    assert not t.ready(0.4) and t.take(10, now=0.4) == []
+    assert t.ready(0.5)
+    assert [r.timestamp for r in t.take(1, now=0.5)] == [10]
+    assert [r.timestamp for r in t.take(1, now=0.6)] == [20]  # still quiet: no new wait
+    fill(t, 0, 30)
+    t.queues[1].append(Record(Msg("shipments", 0, 25)))  # every input has data again
+    assert [r.timestamp for r in t.take(1, now=0.7)] == [25]
+    assert t.take(10, now=0.8) == []  # shipments quiet again: a new wait begins
+    assert [r.timestamp for r in t.take(10, now=1.3)] == [30]
+
+
+def test_without_max_task_idle_a_quiet_partition_never_blocks():
+    t = task("orders", "shipments")
+    fill(t, 0, 10)
+    t.at_end = [True, True]
+    assert t.ready(0.0) and [r.timestamp for r in t.take(10, now=0.0)] == [10]
+
+
+def test_the_stall_limit_counts_from_the_last_progress_not_the_first_wait():
+    t = task("orders", "shipments")
+    fill(t, 0, 10, 20, 30)
+    t.queues[1].append(Record(Msg("shipments", 0, 15)))
+    assert [r.timestamp for r in t.take(10, now=0.0)] == [10, 15]  # then shipments may hold more
+    t.queues[1].append(Record(Msg("shipments", 1, 25)))
+    assert [r.timestamp for r in t.take(10, now=4.0)] == [20, 25]
+    assert t.take(10, now=8.0) == []  # 4 s since the last progress: still waiting for shipments
+    assert [r.timestamp for r in t.take(10, now=9.5)] == [30]  # 5.5 s: given up, logged
+
+
+def test_internal_records_are_ordered_by_their_cause():
+    record = Record(Msg("results", 0, 999_999, [(CAUSE_TIME, b"15")]))
+    assert record.timestamp == 15
+    assert Record(Msg("orders", 0, 7, [("other", b"1")])).timestamp == 7
+    assert record.cause_header() == [(CAUSE_TIME, b"15"), (CAUSE_TASK, b"0")]  # its time, the sending task
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 40)), max_size=60), st.integers(1, 7))
+def test_merge_is_a_function_of_the_records_not_of_the_batch_size(items, limit):
+    """Any batch size gives the same order; each topic keeps its own order; nothing is lost."""
+
+    def merged(batch: int) -> list[tuple[str, int]]:
+        t = task("a", "b", "c")
+        for i, (topic, ts) in enumerate(items):
+            t.queues[topic].append(Record(Msg(t.topics[topic], i, ts)))
+        t.at_end = [True, True, True]
+        out = []
+        while True:
+            taken = t.take(batch, now=0.0)
+            if not taken:
+                return out
+            out += [(r.topic, r.offset) for r in taken]
+
+    whole = merged(1000)
+    assert merged(limit) == whole
+    assert sorted(whole) == sorted((t, i) for i, (t, _) in enumerate(("abc"[x], ts) for x, ts in items))
+    for topic in "abc":
+        offsets = [o for t, o in whole if t == topic]
+        assert offsets == sorted(offsets)
+
+
+@given(st.binary(max_size=40), st.integers(1, 64))
+def test_partitioner_matches_kafkas_default(key, partitions):
+    expected = DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
+    assert partition_of(key, partitions) == expected
+
+
+def store(tmp_path) -> PartitionedStore[str]:
+    s: PartitionedStore[str] = PartitionedStore(
+        "t", "app-t-changelog", tmp_path, decode=bytes.decode, encode=str.encode, partition_of=lambda k: 0
+    )
+    s.open(0)
+    s.active.add(0)
+    return s
+
+
+class Delivered:
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def partition(self): return 0  # noqa: E704
+    def offset(self): return self._offset  # noqa: E704
+
+
+def test_state_reaches_rocksdb_only_after_its_transaction_committed(tmp_path):
+    s = store(tmp_path)
+    s.put(0, b"a", "1")
+    s.put(0, b"a", "2")  # one changelog record per key per commit
+    sent = []
+    s.flush_changelog(lambda topic, key, value, partition, cb: sent.append((key, value, cb)))
+    assert [(k, v) for k, v, _ in sent] == [(b"a", b"2")]
+    assert s.dbs[0].get(b"a") is None  # not committed yet
+    sent[0][2](None, Delivered(41))
+    s.persist()
+    assert s.dbs[0].get(b"a") == b"2"
+    assert s.position(0) == 42  # the commit marker's offset: a restart reads from there
+    assert s.lookup(b"a") == "2"
+
+
+def test_an_aborted_transaction_leaves_rocksdb_and_memory_as_committed(tmp_path):
+    s = store(tmp_path)
+    s.restore_batch(0, [(b"a", b"1"), (b"gone", b"x"), (b"gone", None)], 10)
+    assert s.get(0, b"gone") is None
+    s.put(0, b"a", "changed")
+    s.flush_changelog(lambda *args: None)
+    s.discard()
+    assert s.get(0, b"a") == "1" and s.position(0) == 10
+    assert s.uncommitted_partitions() == set()
+
+
+def test_a_standby_copy_answers_only_once_caught_up_and_while_it_is_one(tmp_path):
+    s = store(tmp_path)
+    s.restore_batch(0, [(b"a", b"1")], 5)
+    s.deactivate(0)
+    assert s.lookup(b"a") is None and s.lookup_standby(b"a") is None
+    s.standby.add(0)  # following the changelog, not at its end yet: it may miss keys
+    assert s.lookup_standby(b"a") is None and not s.has_standby(b"a")
+    s.standby_current.add(0)
+    assert s.lookup_standby(b"a") == "1" and s.has_standby(b"a")
+    s.close(0)
+    assert not s.has_standby(b"a")
+
+
+class Watermarks:
+    """A consumer whose `get_watermark_offsets` answers from a script, one answer per call."""
+
+    def __init__(self, *answers: tuple[int, int]) -> None:
+        self.answers = list(answers)
+
+    def get_watermark_offsets(self, tp, timeout):
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+def test_restore_waits_for_the_commit_markers_of_a_just_committed_transaction() -> None:
+    # The previous owner's commit returned, but its markers are not written yet: the stable end
+    # (513) lags the log end (1128). Restoring to 513 lost the transaction's records (issue 15's
+    # CI run: orders whose inputs were committed answered 404). Wait until they agree.
+    committed = Watermarks((0, 513), (0, 513), (0, 1129))
+    uncommitted = Watermarks((0, 1128), (0, 1128), (0, 1129))
+    assert _settled_ends(committed, uncommitted, "changelog", [0], timeout=5) == {0: (0, 1129)}
+
+
+def test_a_transaction_that_stays_open_is_an_error_after_the_timeout() -> None:
+    with pytest.raises(TimeoutError, match="stayed open"):
+        _settled_ends(Watermarks((0, 5)), Watermarks((0, 9)), "changelog", [0], timeout=0.05)

@@ -1,0 +1,214 @@
+"""The due index (RocksDB): ordering, rescheduling, rebuild, and the cost of a check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.processors.due_index import DueIndex, DueIndexes, StreamClock, _due_key
+from tables.sla import MILESTONES, Milestone
+
+A, S, D = Milestone.ACCEPTANCE, Milestone.SHIPMENT, Milestone.DELIVERY
+
+
+@pytest.fixture()
+def index(tmp_path: Path) -> Iterator[DueIndex]:
+    idx = DueIndex(tmp_path / "due")
+    yield idx
+    idx.close()
+
+
+def test_due_returns_passed_deadlines_in_due_order(index: DueIndex) -> None:
+    index.schedule("SO-2", {A: 300, S: 100})
+    index.schedule("SO-1", {A: 200, D: 100})
+    index.schedule("SO-3", {S: 900})
+    assert index.due(100) == []  # due < now: at its due time a deadline has not passed
+    # ties: milestone order of SPEC §6, then order id
+    assert index.due(101) == [("SO-2", S, 100), ("SO-1", D, 100)]
+    assert index.due(301) == [("SO-2", S, 100), ("SO-1", D, 100), ("SO-1", A, 200), ("SO-2", A, 300)]
+    assert index.due(301, limit=3) == index.due(301)[:3]
+    assert index.next_due() == 100
+
+
+def test_reschedule_replaces_and_unschedule_removes(index: DueIndex) -> None:
+    assert index.schedule("SO-1", {A: 100, S: 500})
+    assert not index.schedule("SO-1", {S: 500, A: 100})  # same deadlines: no write
+    assert index.schedule("SO-1", {S: 400, D: 50})
+    assert index.deadlines("SO-1") == {S: 400, D: 50}
+    assert index.due(10_000) == [("SO-1", D, 50), ("SO-1", S, 400)]
+    assert index.unschedule("SO-1")
+    assert not index.unschedule("SO-1")
+    assert index.due(10_000) == [] and index.deadlines("SO-1") == {} and index.next_due() is None
+
+
+def test_negative_and_extreme_times_and_odd_order_ids(index: DueIndex) -> None:
+    index.schedule("é/ü\x00x", {A: -5})
+    index.schedule("o", {S: 2**62})
+    index.schedule("", {D: 0})
+    assert index.due(1) == [("é/ü\x00x", A, -5), ("", D, 0)]
+    assert index.due(2**62 + 1)[-1] == ("o", S, 2**62)
+    assert index.deadlines("é/ü\x00x") == {A: -5}
+
+
+SCHEDULES = st.tuples(
+    st.just("schedule"),
+    st.sampled_from(["SO-1", "SO-2", "SO-3", "SO-4"]),
+    st.dictionaries(st.sampled_from(MILESTONES), st.integers(-10, 10_000), max_size=4),
+)
+SCANS = st.tuples(st.just("due"), st.integers(-20, 11_000), st.integers(1, 6))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(SCHEDULES, SCANS), max_size=40))
+def test_index_equals_a_sorted_list_of_the_latest_schedules(ops) -> None:
+    """Interleaved schedules (also below earlier scans) and scans with limits."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        index = DueIndex(Path(tmp) / "due")
+        latest: dict[str, dict[str, int]] = {}
+        for op in ops:
+            if op[0] == "schedule":
+                index.schedule(op[1], op[2])
+                latest[op[1]] = op[2]
+                continue
+            _, now, limit = op
+            expected = sorted(
+                (due, MILESTONES.index(m), oid)
+                for oid, ds in latest.items() for m, due in ds.items() if due < now
+            )[:limit]
+            assert index.due(now, limit) == [(oid, MILESTONES[r], due) for due, r, oid in expected]
+            assert index.last_scan_reads <= len(expected) + 1
+        for oid, ds in latest.items():
+            assert index.deadlines(oid) == ds
+        index.close()
+
+
+def test_scans_step_over_removed_deadlines_once(index: DueIndex) -> None:
+    """Removed deadlines stay in RocksDB as tombstones until a compaction; a scan must not
+    step over the same ones again and again (counted here as the entries it sees)."""
+    index.rebuild((f"SO-{i:05d}", {A: 1000 + i}) for i in range(20_000))
+    assert len(index.due(11_000)) == 10_000
+    for i in range(10_000):  # the breached ones are rescheduled without that deadline
+        index.unschedule(f"SO-{i:05d}")
+    assert index.due(11_000) == [] and index.last_scan_reads == 1
+    # the next scans start at the first live deadline, past the 10,000 tombstones
+    assert index._low == _due_key(11_000, MILESTONES.index(A), b"SO-10000")
+    assert index.next_due() == 11_000
+    index.schedule("SO-EARLY", {S: 5})  # written below the scans so far: still found
+    assert index.due(11_000) == [("SO-EARLY", S, 5)]
+
+
+def test_rebuild_replaces_everything(index: DueIndex) -> None:
+    index.schedule("SO-OLD", {A: 1})
+    index.set_covered_offset(41)
+    assert index.covered_offset() == 41
+    n = index.rebuild(iter([("SO-1", {A: 10}), ("SO-2", {}), ("SO-3", {S: 5, D: 7})]))
+    assert n == 2
+    assert index.due(100) == [("SO-3", S, 5), ("SO-3", D, 7), ("SO-1", A, 10)]
+    assert index.deadlines("SO-OLD") == {} and index.deadlines("SO-2") == {}
+    assert index.covered_offset() is None  # a rebuilt index is current only once marked
+    assert index.load([("SO-4", {A: 3}), ("SO-5", {A: 4})], batch_size=1) == 2  # more chunks
+    assert index.due(100)[:2] == [("SO-4", A, 3), ("SO-5", A, 4)]
+
+
+def test_one_check_reads_in_proportion_to_what_is_due(index: DueIndex) -> None:
+    """200k open orders: nothing due reads one entry; 1,000 due read 1,000 (+1)."""
+    now = 1_000_000_000
+    index.rebuild(
+        (f"SO-{i:06d}", {A: now + 1 + i, S: now + 10**9 + i}) for i in range(200_000)
+    )
+    assert index.due(now) == []
+    assert index.last_scan_reads == 1
+    for i in range(1000):  # 1,000 of them fall due
+        index.schedule(f"SO-{i:06d}", {A: now - 1000 + i, S: now + 10**9 + i})
+    due = index.due(now)
+    assert len(due) == 1000 and index.last_scan_reads == 1001
+    assert [d[2] for d in due] == sorted(d[2] for d in due)
+    assert index.due(now, limit=10) == due[:10] and index.last_scan_reads == 10
+
+
+def test_covered_offset_holds_only_while_nothing_changes(tmp_path: Path) -> None:
+    index = DueIndex(tmp_path / "due")
+    index.schedule("SO-1", {A: 5})
+    index.set_covered_offset(7)
+    index.schedule("SO-1", {A: 5})  # no change: still current
+    index.close()
+    index = DueIndex(tmp_path / "due")  # a clean restart keeps the mark
+    assert index.covered_offset() == 7
+    index.schedule("SO-1", {A: 6})
+    assert index.covered_offset() is None
+    index.set_covered_offset(8)
+    index.load([("SO-2", {S: 1})])  # a bulk load changes it too
+    assert index.covered_offset() is None
+    index.close()
+    index = DueIndex(tmp_path / "due")  # a crash after that change: rebuild
+    assert index.covered_offset() is None
+    index.close()
+
+
+def test_due_indexes_open_reset_and_close(tmp_path: Path) -> None:
+    indexes = DueIndexes(tmp_path / "sla")
+    indexes.open(3).schedule("SO-1", {A: 1})
+    assert indexes.get(3) is indexes.open(3)  # already open: the same
+    indexes.close(3)
+    assert indexes.get(3) is None
+    assert indexes.open(3).deadlines("SO-1") == {A: 1}  # kept on disk
+    assert indexes.reset(3).deadlines("SO-1") == {}
+    assert not (tmp_path / "sla" / "p4").exists()
+    indexes.reset(4).schedule("SO-2", {S: 2})
+    indexes.close_all()
+    assert indexes.by_partition == {}
+
+
+def test_stream_clock_event_is_the_highest_occurred_at_per_partition() -> None:
+    clock = StreamClock("event")
+    assert clock.now(0) is None
+    assert clock.observe(0, 100) and not clock.observe(0, 50) and not clock.observe(0, 100)
+    assert clock.observe(1, 7)
+    assert (clock.now(0), clock.now(1)) == (100, 7)
+    clock.seed(2, 40)
+    clock.seed(2, None)
+    assert clock.now(2) == 40
+    clock.forget(0)
+    assert clock.now(0) is None
+
+
+def test_stream_clock_wall_reads_the_wall() -> None:
+    clock = StreamClock("wall", wall=lambda: 1234.5678)
+    clock.observe(0, 10**15)
+    assert clock.now(0) == clock.now(5) == 1_234_567
+    with pytest.raises(ValueError, match="unknown SLA clock"):
+        StreamClock("cpu")  # type: ignore[arg-type]
+
+
+def test_open_breaches_are_listed_by_due_time_and_replaced_per_order(tmp_path: Path) -> None:
+    index = DueIndex(tmp_path / "due")
+    index.set_open_breaches("SO-2", [{"milestone": A, "due_at": 300, "detected_at": 310}], "EDI", "EU")
+    index.set_open_breaches("SO-1", [{"milestone": S, "due_at": 100, "detected_at": 120},
+                                     {"milestone": A, "due_at": 300, "detected_at": 301}], "ECOM", "NA")
+    assert [(b["order_id"], b["milestone"], b["due_at"], b["detected_at"], b["channel"])
+            for b in index.open_breaches()] == [
+        ("SO-1", S, 100, 120, "ECOM"), ("SO-1", A, 300, 301, "ECOM"), ("SO-2", A, 300, 310, "EDI"),
+    ]
+    assert not index.set_open_breaches("SO-2", [{"milestone": A, "due_at": 300, "detected_at": 310}], "EDI", "EU")
+    assert not index.set_open_breaches("SO-9", [])  # never listed: no read, no write
+    assert index.set_open_breaches("SO-1", [{"milestone": A, "due_at": 300, "detected_at": 301}], "ECOM", "NA")
+    assert [(b["order_id"], b["milestone"]) for b in index.open_breaches()] == [("SO-1", A), ("SO-2", A)]
+    assert index.deadlines("SO-1") == {}  # listing breaches schedules nothing
+    assert index.due(10**12) == []
+    index.close()
+
+    reopened = DueIndex(tmp_path / "due")  # the set of listed orders is read back
+    assert reopened.set_open_breaches("SO-2", [])
+    assert [b["order_id"] for b in reopened.open_breaches()] == ["SO-1"]
+    reopened.clear()
+    assert list(reopened.open_breaches()) == []
+    assert reopened.load_open_breaches([("SO-3", [{"milestone": D, "due_at": 5, "detected_at": 6}], None, None),
+                                        ("SO-4", [], "EDI", "EU")]) == 1
+    assert [(b["order_id"], b["channel"]) for b in reopened.open_breaches()] == [("SO-3", None)]
+    reopened.close()
