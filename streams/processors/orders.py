@@ -4,8 +4,9 @@ and the allocation results of the inventory side, joined into one `OrderState` p
 
 Per batch of one partition's records (the runtime, streams/runtime/engine.py, hands them over in
 record-time order and commits them, with everything they caused, in one transaction):
-  decode -> apply_event / apply_allocation -> send exceptions / status events / allocation
-  messages / dead letters -> remember the state.
+  decode -> apply_event / apply_allocation under the SLA clocks -> `tables.emission` says what to
+  send (breaches, exceptions, a status event, allocation messages) and whether to store the
+  state -> send it; dead letters for what cannot be applied.
 States reach the changelog and RocksDB once per key per commit (streams/runtime/store.py).
 A status event is sent per changing event (not per batch), so `seq` is 1, 2, 3... per order
 whatever the batching. Allocation requests, releases and stock issues go to the inventory agent
@@ -36,9 +37,9 @@ from streams.processors.status_counts import StatusCounts
 from streams.runtime.processor import BatchAgent, record_key
 from streams.settings import Settings
 from tables.allocation import AllocationResult
-from tables.exceptions import BusinessException
+from tables.emission import Cause, Emission, breached, emission_of
 from tables.order import InvalidEvent, OrderState, apply_allocation, apply_event, status_event
-from tables.sla import apply_under_sla, timer_cause
+from tables.sla import apply_under_sla
 
 log = logging.getLogger("o2c.orders")
 
@@ -157,77 +158,56 @@ class OrderAgent(BatchAgent):
         outcome, step = apply_under_sla(state, apply, at, sla.policy, sla.kind, sla_now, check_before=before)
         if outcome.duplicate:
             METRICS.duplicates.inc()
-            if step.before:
-                cause = timer_cause(state, step.before)
-                self.publish(send, partition, key, state, step.before, step.raised_before, cause)
+            if step.before:  # breached before the duplicate: the index entries change
                 sla.touch(partition, key)
-            return
-        sla.touch(partition, key, step.pending)
-        breaches = step.breaches
-        self.publish(
-            send,
-            partition,
-            key,
-            state,
-            breaches,
-            step.raised_before + outcome.exceptions + step.raised_after,
-            item if outcome.publish or breaches or step.closed else None,
-        )
-        if outcome.allocation:
-            cause = record.cause_header()  # the inventory agent orders it by its cause's time
-        for message in outcome.allocation:
-            send(self.requests_topic, message.sku.encode(), saga.encode(message), None, cause)
-            METRICS.child(METRICS.allocation_messages, message.TYPE, "sent").inc()
-        if outcome.changed or step.closed:
-            self.store.put(partition, key, state)
+        else:
+            sla.touch(partition, key, step.pending)
+        self.emit(send, record, partition, key, state, emission_of(state, outcome, step, item))
 
-    def publish(
-        self,
-        send: Send,
-        partition: int,
-        key: bytes,
-        state: OrderState,
-        breaches: list[dict[str, Any]],
-        exceptions: list[BusinessException],
-        cause: dict[str, Any] | AllocationResult | None,
+    def emit(
+        self, send: Send, record: Any, partition: int, key: bytes, state: OrderState, emission: Emission
     ) -> None:
-        """Send an order's outputs: SLA breaches, business exceptions, then its next status
-        event when `cause` is given and the order is placed. Breaches change the state: it
-        is remembered here when there are any."""
-        for record in breaches:
-            send(self.breaches_topic, key, self.codec.encode("sla-breaches", record), None)
-            METRICS.child(METRICS.sla_breaches, record["milestone"]).inc()
-            log.debug("SLA breach order_id=%s milestone=%s", state.order_id, record["milestone"])
-        for exc in exceptions:
-            record = exc.to_dict()
-            send(self.exceptions_topic, key, self.codec.encode("exceptions", record), None)
+        """Send what the emission rules (tables/emission.py) listed, in their order, and store
+        the state when they say so."""
+        for breach in emission.breaches:
+            send(self.breaches_topic, key, self.codec.encode("sla-breaches", breach), None)
+            METRICS.child(METRICS.sla_breaches, breach["milestone"]).inc()
+            log.debug("SLA breach order_id=%s milestone=%s", state.order_id, breach["milestone"])
+        for exc in emission.exceptions:
+            send(self.exceptions_topic, key, self.codec.encode("exceptions", exc.to_dict()), None)
             METRICS.child(METRICS.business_exceptions, exc.code).inc()
             log.debug("business exception order_id=%s code=%s: %s", state.order_id, exc.code, exc.detail)
-        if cause is not None and state.placed_at is not None:
-            previous = state.last_status
-            emitted_at = int(time.time() * 1000)
-            record = status_event(state, cause, emitted_at=emitted_at)
-            send(self.status_topic, key, self.codec.encode("order-status", record), None)
-            status = record["status"]
-            METRICS.child(METRICS.status_changes, status).inc()
-            METRICS.event_to_status.observe(max(emitted_at - record["occurred_at"], 0) / 1000)
-            if status != previous:
-                METRICS.child(METRICS.status_transitions, previous or "NONE", status).inc()
-                self.status_counts.moved(partition, state, previous, status)
-                log.debug(
-                    "order_id=%s status %s -> %s seq=%d", state.order_id, previous, record["status"], record["seq"]
-                )
-            self.notify(state.order_id)
-        if breaches:
+        if emission.status_cause is not None:
+            self.publish_status(send, partition, key, state, emission.status_cause)
+        if emission.allocation:
+            cause = record.cause_header()  # the inventory agent orders it by its cause's time
+            for message in emission.allocation:
+                send(self.requests_topic, message.sku.encode(), saga.encode(message), None, cause)
+                METRICS.child(METRICS.allocation_messages, message.TYPE, "sent").inc()
+        if emission.store:
             self.store.put(partition, key, state)
+
+    def publish_status(self, send: Send, partition: int, key: bytes, state: OrderState, cause: Cause) -> None:
+        previous = state.last_status
+        emitted_at = int(time.time() * 1000)
+        record = status_event(state, cause, emitted_at=emitted_at)
+        send(self.status_topic, key, self.codec.encode("order-status", record), None)
+        status = record["status"]
+        METRICS.child(METRICS.status_changes, status).inc()
+        METRICS.event_to_status.observe(max(emitted_at - record["occurred_at"], 0) / 1000)
+        if status != previous:
+            METRICS.child(METRICS.status_transitions, previous or "NONE", status).inc()
+            self.status_counts.moved(partition, state, previous, status)
+            log.debug("order_id=%s status %s -> %s seq=%d", state.order_id, previous, status, record["seq"])
+        self.notify(state.order_id)
 
     def breach_overdue(self, send: Send, partition: int, key: bytes, state: OrderState, now: int) -> bool:
         """For an SLA check: breach and publish what is overdue in the order's state."""
         with self.store.mutex:
-            breaches, raised = self.sla.breach(partition, key, state, now)
-            if not breaches:
+            records, raised = self.sla.breach(partition, key, state, now)
+            if not records:
                 return False
-            self.publish(send, partition, key, state, breaches, raised, timer_cause(state, breaches))
+            self.emit(send, None, partition, key, state, breached(state, records, raised))
         return True
 
     # ------------------------------------------------------------------ queries
