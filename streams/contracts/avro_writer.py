@@ -15,6 +15,7 @@ generated data) or the same error as before.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -125,7 +126,7 @@ def _emit(src: _Source, schema: Any, value: str, indent: int, checked: bool = Fa
             src.emit(indent, f"if not {_INT_MIN} <= {v} <= {_INT_MAX}: raise Unsure")
         src.emit(indent, f"out(longs.get({v}) or long({v}))")
     elif kind in ("float", "double"):
-        fmt = src.constant(__import__("struct").Struct("<f" if kind == "float" else "<d").pack, "pack")
+        fmt = src.constant(struct.Struct("<f" if kind == "float" else "<d").pack, "pack")
         v = src.name("f")
         src.emit(indent, f"{v} = {value}")
         if not checked:
@@ -143,8 +144,9 @@ def _emit(src: _Source, schema: Any, value: str, indent: int, checked: bool = Fa
         src.emit(indent, f"out(longs.get(len({v})) or long(len({v}))); out({v})")
     elif kind == "enum":
         table = src.constant({s: _long(i) for i, s in enumerate(schema["symbols"])}, "enum")
-        v = src.name("e")
-        src.emit(indent, f"{v} = {table}.get({value})" if checked else f"{v} = {table}.get({value}) if type({value}) is str else None")
+        symbol, v = src.name("y"), src.name("e")
+        src.emit(indent, f"{symbol} = {value}")
+        src.emit(indent, f"{v} = {table}.get({symbol})" if checked else f"{v} = {table}.get({symbol}) if type({symbol}) is str else None")
         src.emit(indent, f"if {v} is None: raise Unsure")
         src.emit(indent, f"out({v})")
     elif kind == "array":

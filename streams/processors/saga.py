@@ -62,7 +62,8 @@ class _Layout:
         declared = [(f.name, "str" in str(f.type), "None" in str(f.type)) for f in fields(message)]
         longs = tuple(name for name, is_str, _ in declared if not is_str)
         strings = tuple(name for name, is_str, _ in declared if is_str)
-        optional = tuple(i for i, name in enumerate(longs) if any(n == name and o for n, _, o in declared))
+        nullable = {name for name, _, may_be_none in declared if may_be_none}
+        optional = tuple(i for i, name in enumerate(longs) if name in nullable)
         assert len(optional) <= 8, "one mask byte"
         position = {name: i for i, name in enumerate(longs + strings)}
         return cls(
