@@ -30,14 +30,11 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable
-from pathlib import Path
 
 import aiohttp
 from confluent_kafka import Producer
 
-from scripts.bench import (
+from scripts.bench_harness import (
     BENCH_DIR,
     REPO,
     Run,
@@ -45,70 +42,25 @@ from scripts.bench import (
     isolated_settings,
     measure_worker,
     o2c_counters,
+    peak_rss_mb,
+    preproduce_all,
+    quiet,
     raw_produce,
+    scrape,
     stop,
     worker_env,
 )
 from streams.contracts.codec import Codec
 from streams.contracts.flat import key_of, to_record
+from streams.contracts.roles import INPUT_ROLES
 from streams.runtime.topics import create_topics, producer_config
 from streams.simulator.simulate import SimulationConfig, generate
-
-INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
-
-
-def preproduce_all(settings, orders: int, seed: int = 7) -> dict[str, int]:
-    """Every simulated event of `orders` orders, all four topics, encoded once and produced raw."""
-    codec = Codec(settings)
-    counts = dict.fromkeys(INPUT_ROLES, 0)
-    records = []
-    for sim in generate(SimulationConfig(orders=orders, seed=seed)):
-        counts[sim.role] += 1
-        records.append(
-            (settings.topic(sim.role), key_of(sim.role, sim.event).encode(),
-             codec.encode(sim.role, to_record(sim.role, sim.event)))
-        )
-    raw_produce(settings, records)
-    return counts
-
-
-def quiet(port: str, timeout: float = 300, also: Callable[[], bool] = lambda: True) -> None:
-    """Until the worker's allocation messages sent == received (and `also()`), twice 0.5 s apart."""
-    deadline = time.monotonic() + timeout
-    calm = 0
-    while calm < 2:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the allocation loop did not quiet down")
-        time.sleep(0.5)
-        sent, received = allocation_counts(port)
-        calm = calm + 1 if sent == received and also() else 0
-
-
-def allocation_counts(port: str) -> tuple[float, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    sent = received = 0.0
-    for family in text_string_to_metric_families(text):
-        if family.name == "o2c_allocation_messages":
-            for s in family.samples:
-                if s.name.endswith("_total"):
-                    if s.labels["stage"] == "sent":
-                        sent += s.value
-                    else:
-                        received += s.value
-    return sent, received
 
 
 def inventory_path_records(port: str) -> dict[str, float]:
     """Records the inventory agent handled: ledger events and order messages, by type."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
     found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
+    for family in scrape(port, timeout=5, missing_ok=False):
         for s in family.samples:
             if not s.name.endswith("_total"):
                 continue
@@ -125,17 +77,6 @@ def inventory_path_records(port: str) -> dict[str, float]:
             ):
                 found["results sent"] = s.value
     return found
-
-
-def peak_rss_mb(pid: int) -> float:
-    """A process's peak resident memory (VmHWM, Linux), MiB; 0 where unavailable."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0.0
 
 
 def bench_inventory(orders: int, runs: int = 3) -> None:

@@ -47,7 +47,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
-from scripts.bench import (
+from scripts.bench_harness import (
     BENCH_DIR,
     committed_of,
     cpu_seconds,
@@ -55,15 +55,15 @@ from scripts.bench import (
     isolated_settings,
     measure_worker,
     raw_produce,
+    scrape,
     worker_env,
 )
 from streams.contracts.codec import Codec
 from streams.contracts.flat import key_of, to_record
+from streams.contracts.roles import INPUT_ROLES
 from streams.runtime.topics import admin, client_config, producer_config
 from streams.simulator.simulate import TIME_FIELDS, SimEvent, SimulationConfig, generate
 
-INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
-ORDER_ROLES = ("orders", "shipments", "payments")  # what a status event can be caused by
 BACKLOG_SEED = 41
 PHASE_SEEDS = (101, 102, 103, 104)
 BACKLOG_NOMINAL_RATE = 1_000.0  # events/s the backlog's business times are spread at (ending now)
@@ -292,17 +292,8 @@ class LagSampler(threading.Thread):
 
 def histograms(port: str) -> dict[str, tuple[float, float]]:
     """(count, sum) of the worker's o2c_* histograms, summed over labels; {} if unreachable."""
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-            text = response.read().decode()
-    except OSError:
-        return {}
     found: dict[str, tuple[float, float]] = {}
-    for family in text_string_to_metric_families(text):
+    for family in scrape(port):
         if family.type == "histogram" and family.name.startswith("o2c_"):
             count = sum(x.value for x in family.samples if x.name.endswith("_count"))
             total = sum(x.value for x in family.samples if x.name.endswith("_sum"))
@@ -680,13 +671,7 @@ def bench_catchup(orders: int, http_count: int) -> None:
 
 def max_bucket(port: str, name: str) -> float:
     """Upper bound of the lowest histogram bucket holding every observation of `name`."""
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    for family in text_string_to_metric_families(text):
+    for family in scrape(port, missing_ok=False):
         if family.name != name.removesuffix("_seconds") and family.name != name:
             continue
         buckets = sorted(

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from aiohttp import web
 from pydantic import SecretStr
 
-from scripts.bench import delete_topics_of, free_port, isolated_settings, raw_produce
+from scripts.bench_harness import REPO, delete_topics_of, free_port, isolated_settings, raw_produce
 from sinks.base import DeliveryReport, Sink, StatusRecord
 from sinks.postgres import PostgresSink
 from sinks.webhook import WebhookSink
@@ -31,8 +31,6 @@ from streams.contracts.codec import Codec
 from streams.downstream.sink_runner import SinkRunner
 from streams.metrics import METRICS
 from tests.examples import EXAMPLES
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class NullSink:
@@ -129,7 +127,7 @@ def bench_sinks(events: int, orders: int) -> None:
     produce_status_events(settings, events, orders)
     port = free_port()
     receiver = subprocess.Popen(
-        [sys.executable, "-m", "scripts.bench_sinks", str(port)], cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}
+        [sys.executable, "-m", "scripts.bench_sinks", str(port)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
     )
     dsn, pg_env = start_postgres()
     try:

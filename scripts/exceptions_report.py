@@ -56,21 +56,20 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from scripts.bench import (
+from scripts.bench_harness import (
     BENCH_DIR,
     REPO,
     counter_summary,
     delete_topics_of,
     isolated_settings,
     measure_worker,
+    preproduce_all,
+    quiet,
     worker_env,
 )
-from scripts.bench_inventory import preproduce_all, quiet
+from streams.contracts.roles import INPUT_ROLES
 from streams.runtime.topics import admin, reader_config
 from streams.simulator.simulate import Intent, SimulationConfig, generate
-
-INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
-
 
 # --------------------------------------------------------------------------- the reference
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streams.settings import SINK_NAMES
+
 if TYPE_CHECKING:
     from sinks.base import Sink
     from streams.settings import Settings
 
-SINK_NAMES = ("webhook", "postgres")
+__all__ = ["SINK_NAMES", "create_sink"]
 
 
 def create_sink(name: str, settings: Settings) -> Sink:

@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tables.sla import SlaPolicy
 
+SINK_NAMES = ("webhook", "postgres")
+"""The output adapters of `sinks/` (`sinks.create_sink`); named here so that settings, which
+validate `O2C_SINKS`, import nothing from the adapters that read them."""
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -155,8 +159,6 @@ class Settings(BaseSettings):
     @field_validator("sinks")
     @classmethod
     def _known_sinks(cls, value: str) -> str:
-        from sinks import SINK_NAMES
-
         unknown = [n for n in _names(value) if n not in SINK_NAMES]
         if unknown:
             raise ValueError(f"unknown sink(s) {', '.join(unknown)}; known: {', '.join(SINK_NAMES)}")

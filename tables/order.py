@@ -685,5 +685,3 @@ _HANDLERS: dict[str, Callable[[OrderState, Mapping[str, Any], Outcome], None]] =
     "PaymentReceived": _on_payment,
     "PaymentRefunded": _on_refund,
 }
-
-ORDER_EVENT_TYPES: frozenset[str] = frozenset(_HANDLERS)

@@ -11,9 +11,10 @@ Decisions where SPEC §6 is silent are in docs/sla.md.
 
 from __future__ import annotations
 
+import heapq
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,7 +46,8 @@ MILESTONES: tuple[str, ...] = (
     Milestone.PAYMENT,
     Milestone.ORPHAN,
 )
-_RANK = {m: i for i, m in enumerate(MILESTONES)}
+MILESTONE_RANK: Mapping[str, int] = {m: i for i, m in enumerate(MILESTONES)}
+"""A milestone's place in the process: the tie-break of listings and the due index's key."""
 
 CHANNELS: tuple[str, ...] = ("EDI", "ECOM", "SALES", "MARKETPLACE")
 """The `Channel` enum of orders.avsc: policy overrides for anything else are typos."""
@@ -108,7 +110,7 @@ def _durations(table: object, where: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for key, value in table.items():
         milestone = key.upper()
-        if milestone not in _RANK:
+        if milestone not in MILESTONE_RANK:
             raise PolicyError(
                 f"{where}.{key}: unknown milestone; expected one of "
                 f"{', '.join(m.lower() for m in MILESTONES)}"
@@ -218,6 +220,16 @@ def breached_milestones(state: OrderState) -> set[str]:
     }
 
 
+def breach_order(breach: Mapping[str, Any]) -> tuple[int, int, str]:
+    """The order of open-breach listings (`GET /sla/breaches`): due time, milestone, order id."""
+    return breach["due_at"], MILESTONE_RANK[breach["milestone"]], breach["order_id"]
+
+
+def merge_breach_listings(parts: Iterable[Iterable[Mapping[str, Any]]]) -> Iterator[Mapping[str, Any]]:
+    """Merge several workers' listings, each already in `breach_order`, into one."""
+    return heapq.merge(*parts, key=breach_order)
+
+
 def _first_unpaid_due(state: OrderState) -> int | None:
     """Due date of the first invoice not covered by cash, or None when every invoice is.
 
@@ -316,7 +328,7 @@ def record_breach(
 ) -> dict[str, Any] | None:
     """Add the breach to `state.open_breaches` and return its `SlaBreached` record; None
     (and no change) when this milestone already breached for the order, ever."""
-    if milestone not in _RANK:
+    if milestone not in MILESTONE_RANK:
         raise ValueError(f"unknown SLA milestone {milestone!r}")
     if milestone in breached_milestones(state):
         return None
@@ -364,7 +376,7 @@ def breach_due_and_pending(
     """`breach_due`, plus the deadlines left pending afterwards (all at or after `now`):
     what the due index must hold for the order, without computing them twice."""
     pending = pending_deadlines(state, policy, clock)
-    due = sorted((at, _RANK[m], m) for m, at in pending.items() if at < now)
+    due = sorted((at, MILESTONE_RANK[m], m) for m, at in pending.items() if at < now)
     records: list[dict[str, Any]] = []
     raised: list[BusinessException] = []
     for at, _, m in due:

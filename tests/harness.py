@@ -20,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams.contracts.codec import Codec
 from streams.contracts.flat import to_flat
-from streams.processors.saga import INTERNAL_TOPICS
+from streams.contracts.roles import INTERNAL_TOPICS
 from streams.runtime.engine import FRONTIER
 from streams.runtime.topics import client_config
 from streams.settings import Settings

@@ -10,12 +10,10 @@ from collections import defaultdict
 import requests
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from streams.processors.saga import INTERNAL_TOPICS
+from streams.contracts.roles import INPUT_ROLES, INTERNAL_TOPICS
 from streams.runtime.topics import reader_config
 from streams.settings import Settings
 from tests.harness import Worker, read_topic
-
-INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
 
 
 def source_topics(settings: Settings) -> list[str]:

@@ -20,12 +20,11 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.api.openapi import STATUSES as STATUS_LIST
-from streams.processors.sla import merge_listings
 from streams.runtime.partitioner import partition_of
 from streams.settings import Settings
 from tables.inventory import atp_view, warehouse_view
 from tables.order import derive_status, to_view
-from tables.sla import CHANNELS, MILESTONES
+from tables.sla import CHANNELS, MILESTONES, merge_breach_listings
 
 if TYPE_CHECKING:
     from streams.app import Worker
@@ -331,7 +330,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         for reply in replies:
             parts.append(reply["breaches"])
             more = more or reply["truncated"]
-        merged = list(islice(merge_listings(parts), filters["limit"] + 1))
+        merged = list(islice(merge_breach_listings(parts), filters["limit"] + 1))
         body: dict[str, Any] = {
             "breaches": merged[: filters["limit"]],
             "count": min(len(merged), filters["limit"]),

@@ -18,10 +18,10 @@ from typing import IO
 from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
-from sinks import SINK_NAMES
+from streams.contracts.roles import INPUT_ROLES
 from streams.logs import configure_logging
 from streams.runtime.topics import producer_config, reader_config
-from streams.settings import Settings, load_settings
+from streams.settings import SINK_NAMES, Settings, load_settings
 
 log = logging.getLogger("o2c.cli")
 
@@ -350,7 +350,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(str(exc)) from None
     if args.live is not None and args.live <= 0:
         raise CliError("--live must be a positive speedup, e.g. 1440")
-    for role in ("orders", "shipments", "payments", "inventory"):
+    for role in INPUT_ROLES:
         ensure_topic_exists(settings, role)
     delivery = Delivery(settings)
     counts = Summary()

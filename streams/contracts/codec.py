@@ -23,11 +23,10 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from streams.contracts.avro_writer import Unsure, compile_writer
 from streams.contracts.flat import to_record, validate_record
+from streams.contracts.roles import CONTRACT_ROLES, INPUT_ROLES
 from streams.contracts.schemas import (
     CURRENT,
-    INPUT_ROLES,
     PAYLOAD_FIELD,
-    ROLES,
     CodecError,
     Contracts,
     DecodeError,
@@ -108,7 +107,7 @@ class Codec:
         self.registry = registry_client
 
         contracts = self.contracts
-        self._envelope = {role: role in INPUT_ROLES for role in ROLES}
+        self._envelope = {role: role in INPUT_ROLES for role in CONTRACT_ROLES}
         self._branch_names = {  # event_type -> full name of its payload branch
             event_type: contracts.event_records[event_type]["name"]
             for role in INPUT_ROLES
@@ -117,11 +116,11 @@ class Codec:
         self._event_types = {name: short_name(name) for name in self._branch_names.values()}
         # Output records (no envelope) are written per event: compiled writers, fastavro's
         # bytes at a fraction of the cost (streams/contracts/avro_writer.py).
-        self._compiled = {role: compile_writer(contracts.parsed[role]) for role in ROLES if not self._envelope[role]}
+        self._compiled = {role: compile_writer(contracts.parsed[role]) for role in CONTRACT_ROLES if not self._envelope[role]}
         self._headers: dict[str, bytes] = {}
         if registry_client is None:
-            self._headers = {role: SINGLE_OBJECT_MAGIC + contracts.fingerprints[role] for role in ROLES}
-        self._fingerprint_plans: dict[str, dict[bytes, _ReadPlan]] = {role: {} for role in ROLES}
+            self._headers = {role: SINGLE_OBJECT_MAGIC + contracts.fingerprints[role] for role in CONTRACT_ROLES}
+        self._fingerprint_plans: dict[str, dict[bytes, _ReadPlan]] = {role: {} for role in CONTRACT_ROLES}
         for fp, writer in contracts.writers.items():
             if writer.role in self._fingerprint_plans:
                 reader = None if writer.version == CURRENT else contracts.parsed[writer.role]
@@ -186,7 +185,7 @@ class Codec:
     def _header(self, role: str) -> bytes:
         header = self._headers.get(role)
         if header is None:
-            if role not in ROLES:
+            if role not in CONTRACT_ROLES:
                 raise unknown_role(role)
             header = self._headers[role] = self._register(role)
         return header

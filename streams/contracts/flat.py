@@ -20,11 +20,9 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from streams.contracts.roles import CONTRACT_ROLES, INPUT_ROLES, KEY_FIELDS
 from streams.contracts.schemas import (
-    INPUT_ROLES,
-    KEY_FIELDS,
     PAYLOAD_FIELD,
-    ROLES,
     ContractError,
     Contracts,
     ValidationError,
@@ -105,7 +103,7 @@ def to_flat(
     if role in INPUT_ROLES:
         flat = {name: value for name, value in record.items() if name != PAYLOAD_FIELD}
         flat.update(record[PAYLOAD_FIELD])
-    elif role in ROLES:
+    elif role in CONTRACT_ROLES:
         flat = record
     else:
         raise unknown_role(role)
@@ -278,7 +276,7 @@ def _validators(contracts: Contracts) -> _Validators:
     outputs: dict[str, Check] = {}
     flat_render: dict[str, Render] = {}
     output_render: dict[str, Render] = {}
-    for role in ROLES:
+    for role in CONTRACT_ROLES:
         schema = contracts.expanded[role]
         if role not in INPUT_ROLES:
             outputs[role] = _compile(schema)

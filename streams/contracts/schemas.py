@@ -24,24 +24,7 @@ from fastavro.schema import (
     to_parsing_canonical_form,
 )
 
-NAMESPACE = "o2c"
-INPUT_ROLES: tuple[str, ...] = ("orders", "shipments", "payments", "inventory")
-OUTPUT_ROLES: tuple[str, ...] = ("order-status", "atp", "sla-breaches", "exceptions")
-ROLES: tuple[str, ...] = INPUT_ROLES + OUTPUT_ROLES
-
-# Kafka key of each topic (SPEC §1): the first non-null of these fields.
-KEY_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "orders": ("order_id",),
-        "shipments": ("order_id",),
-        "payments": ("order_id",),
-        "inventory": ("sku",),
-        "order-status": ("order_id",),
-        "atp": ("sku",),
-        "sla-breaches": ("order_id",),
-        "exceptions": ("order_id", "sku"),
-    }
-)
+from streams.contracts.roles import CONTRACT_ROLES, INPUT_ROLES, KEY_FIELDS
 
 ENVELOPE_FIELDS: tuple[str, ...] = (
     "event_id",
@@ -172,8 +155,8 @@ def _configured_schemas_dir() -> Path:
 
 
 def unknown_role(role: str) -> ValueError:
-    """A role outside ROLES is a programming error, not bad data: ValueError."""
-    return ValueError(f"unknown topic role {role!r}; expected one of {', '.join(ROLES)}")
+    """A role outside CONTRACT_ROLES is a programming error, not bad data: ValueError."""
+    return ValueError(f"unknown topic role {role!r}; expected one of {', '.join(CONTRACT_ROLES)}")
 
 
 def short_name(full_name: str) -> str:
@@ -217,7 +200,7 @@ def read_schema_file(path: Path) -> dict[str, Any]:
 @cache
 def _load(schemas_dir: Path) -> Contracts:
     raw: dict[str, dict[str, Any]] = {}
-    for role in ROLES:
+    for role in CONTRACT_ROLES:
         path = schemas_dir / f"{role}.avsc"
         if not path.is_file():
             raise ContractError(f"{path}: missing: every topic role needs its schema")
@@ -243,7 +226,7 @@ def _load(schemas_dir: Path) -> Contracts:
             event_records[event_type] = record
 
     writers: dict[bytes, WriterSchema] = {}
-    for role in ROLES:
+    for role in CONTRACT_ROLES:
         writers[fingerprints[role]] = WriterSchema(role, CURRENT, fingerprints[role], parsed[role])
     releases = released_versions(schemas_dir)
     for version in reversed(releases):  # newest first: an identical older copy adds nothing

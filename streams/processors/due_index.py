@@ -30,7 +30,7 @@ from typing import Any
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
-from tables.sla import MILESTONES, ClockKind
+from tables.sla import MILESTONE_RANK, MILESTONES, ClockKind
 
 _BREACH = b"b"
 _ORDER_BREACHES = b"c"
@@ -40,7 +40,6 @@ _COVERED = b"m:covered-offset"
 _BIAS = 1 << 63  # signed ms -> unsigned, so that byte order is time order
 _PAIR = struct.Struct(">BQ")
 _DUE_KEY = struct.Struct(">cQB")
-_RANK = {m: i for i, m in enumerate(MILESTONES)}
 DEFAULT_LIMIT = 10_000
 """Most deadlines one `due()` call returns: bounds the work (and the transaction) of a check."""
 
@@ -78,7 +77,7 @@ class DueIndex:
         """Make `deadlines` (milestone -> due ms) the order's entries, replacing the previous
         ones; an empty mapping unschedules. False when nothing changed (no write)."""
         oid = order_id.encode()
-        new = sorted((_RANK[m], due) for m, due in deadlines.items())
+        new = sorted((MILESTONE_RANK[m], due) for m, due in deadlines.items())
         old = _pairs(self.db.get(_ORDER + oid))
         if new == old:
             return False
@@ -102,7 +101,7 @@ class DueIndex:
         oid = order_id.encode()
         if not breaches and oid not in self._listed:
             return False
-        new = {(_RANK[b["milestone"]], b["due_at"]): b["detected_at"] for b in breaches}
+        new = {(MILESTONE_RANK[b["milestone"]], b["due_at"]): b["detected_at"] for b in breaches}
         old = _pairs(self.db.get(_ORDER_BREACHES + oid))
         if sorted(new) == old:
             return False
@@ -150,7 +149,7 @@ class DueIndex:
         batch = WriteBatch(raw_mode=True)
         for order_id, breaches, channel, region in orders:
             if breaches:
-                entries = {(_RANK[b["milestone"]], b["due_at"]): b["detected_at"] for b in breaches}
+                entries = {(MILESTONE_RANK[b["milestone"]], b["due_at"]): b["detected_at"] for b in breaches}
                 self._put_breaches(batch, order_id.encode(), entries, channel, region)
                 n += len(entries)
         if n:
@@ -212,7 +211,7 @@ class DueIndex:
             if not ds:
                 continue
             oid = order_id.encode()
-            self._replace(batch, oid, [], sorted((_RANK[m], due) for m, due in ds.items()))
+            self._replace(batch, oid, [], sorted((MILESTONE_RANK[m], due) for m, due in ds.items()))
             n += 1
             pending += 1
             if pending >= batch_size:

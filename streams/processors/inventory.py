@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from streams.contracts.codec import Codec, CodecError
-from streams.contracts.flat import to_flat
+from streams.contracts.flat import key_of, to_flat
+from streams.contracts.roles import ALLOCATION_REQUESTS
 from streams.metrics import METRICS
 from streams.processors import saga
 from streams.processors.deadletter import dead_letter
@@ -39,7 +40,7 @@ class InventoryAgent(BatchAgent):
     name = "o2c.inventory"
 
     def __init__(self, settings: Settings, codec: Codec) -> None:
-        topics = {settings.topic("inventory"): "inventory", saga.requests_topic(settings): saga.REQUESTS}
+        topics = {settings.topic("inventory"): "inventory", saga.requests_topic(settings): ALLOCATION_REQUESTS}
         super().__init__(settings, topics)
         self.codec = codec
         self.atp_topic = settings.topic("atp")
@@ -63,7 +64,7 @@ class InventoryAgent(BatchAgent):
 
     def decode(self, message: Any) -> Any:
         """A flat inventory event, or an allocation request from the order side."""
-        if self.topics[message.topic] == saga.REQUESTS:
+        if self.topics[message.topic] == ALLOCATION_REQUESTS:
             item: Any = saga.decode(message.value)
             sku = getattr(item, "sku", None)
             if isinstance(item, AllocationResult):
@@ -80,23 +81,23 @@ class InventoryAgent(BatchAgent):
 
     def apply(self, send: Any, message: Any, item: Any) -> None:
         role = self.topics[message.topic]
-        sku = item.sku if role == saga.REQUESTS else item["sku"]
+        sku = item.sku if role == ALLOCATION_REQUESTS else item["sku"]
         raw_key = sku.encode()
         partition = message.partition
         state = self.store.get(partition, raw_key) or SkuState(sku)
-        if role == saga.REQUESTS:
+        if role == ALLOCATION_REQUESTS:
             outcome = apply_order_message(state, item)
         else:
             outcome = apply_inventory_event(state, item)
         if outcome.duplicate:
             METRICS.duplicates.inc()
-            if role == saga.REQUESTS:  # exactly-once never repeats one: worth a line in the log
+            if role == ALLOCATION_REQUESTS:  # exactly-once never repeats one: worth a line in the log
                 log.info("repeated %s order_id=%s line=%s seq=%s (partition %s offset %s)", item.TYPE,
                          item.order_id, item.line_id, item.seq, partition, message.offset)
             return
         for exc in outcome.exceptions:
-            exc_key = (exc.order_id or sku).encode()
-            send(self.exceptions_topic, exc_key, self.codec.encode("exceptions", exc.to_dict()), None)
+            record = exc.to_dict()
+            send(self.exceptions_topic, key_of("exceptions", record).encode(), self.codec.encode("exceptions", record), None)
             METRICS.child(METRICS.business_exceptions, exc.code).inc()
             log.debug("business exception sku=%s order_id=%s code=%s: %s", sku, exc.order_id, exc.code, exc.detail)
         cause = message.cause_header() if outcome.results else None  # ordered by its cause's time

@@ -29,6 +29,7 @@ from typing import Any
 
 from streams.contracts.codec import Codec, CodecError
 from streams.contracts.flat import to_flat
+from streams.contracts.roles import ALLOCATION_RESULTS, ORDER_ROLES
 from streams.metrics import METRICS
 from streams.processors import saga
 from streams.processors.deadletter import dead_letter
@@ -43,8 +44,6 @@ from tables.sla import apply_under_sla
 
 log = logging.getLogger("o2c.orders")
 
-ORDER_ROLES = ("orders", "shipments", "payments")
-
 Send = Callable[..., None]
 
 
@@ -57,7 +56,7 @@ class OrderAgent(BatchAgent):
 
     def __init__(self, settings: Settings, codec: Codec, notify: Callable[[str], None] | None = None) -> None:
         topics = {settings.topic(role): role for role in ORDER_ROLES}
-        topics[saga.results_topic(settings)] = saga.RESULTS
+        topics[saga.results_topic(settings)] = ALLOCATION_RESULTS
         super().__init__(settings, topics)
         self.codec = codec
         self.notify = notify or (lambda order_id: None)
@@ -120,7 +119,7 @@ class OrderAgent(BatchAgent):
     def decode(self, message: Any) -> dict[str, Any] | AllocationResult:
         """A flat input event, or an AllocationResult from the inventory side."""
         role = self.topics[message.topic]
-        if role == saga.RESULTS:
+        if role == ALLOCATION_RESULTS:
             item = saga.decode(message.value)
             if not isinstance(item, AllocationResult):
                 raise saga.SagaDecodeError(f"{item.TYPE} on the allocation results topic")

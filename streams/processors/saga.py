@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from streams.contracts.codec import CodecError
+from streams.contracts.roles import ALLOCATION_REQUESTS, ALLOCATION_RESULTS
 from streams.settings import Settings
 from tables.allocation import (
     AllocationMessage,
@@ -34,10 +35,6 @@ from tables.allocation import (
     StockIssue,
     message_from_dict,
 )
-
-REQUESTS = "allocation-requests"
-RESULTS = "allocation-results"
-INTERNAL_TOPICS = (REQUESTS, RESULTS)
 
 # The type byte of each message; append only (a byte is never reused for another type).
 _TYPES: dict[int, type] = {1: AllocationRequest, 2: AllocationRelease, 3: StockIssue, 4: AllocationResult}
@@ -81,11 +78,11 @@ class SagaDecodeError(CodecError):
 
 
 def requests_topic(settings: Settings) -> str:
-    return settings.internal_topic(REQUESTS)
+    return settings.internal_topic(ALLOCATION_REQUESTS)
 
 
 def results_topic(settings: Settings) -> str:
-    return settings.internal_topic(RESULTS)
+    return settings.internal_topic(ALLOCATION_RESULTS)
 
 
 def encode(message: AllocationMessage | AllocationResult) -> bytes:

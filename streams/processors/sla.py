@@ -26,10 +26,9 @@ design. Here:
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from streams.metrics import METRICS
@@ -39,14 +38,13 @@ from streams.runtime.store import PartitionedStore
 from streams.settings import Settings
 from tables.exceptions import BusinessException
 from tables.order_state import OrderState
-from tables.sla import MILESTONES, breach_due_and_pending, pending_deadlines
+from tables.sla import breach_due_and_pending, merge_breach_listings, pending_deadlines
 
 log = logging.getLogger("o2c.sla")
 
 Send = Callable[..., None]
 OnDue = Callable[[Send, int, bytes, OrderState, int], bool]
 
-_RANK = {m: i for i, m in enumerate(MILESTONES)}
 _STREAM_TIME_KEY = b"stream-time"
 _REBUILD_CHUNK = 5_000
 _INF = float("inf")
@@ -203,7 +201,7 @@ class SlaChecks:
         """This worker's open breaches (active partitions), by due time, filtered; and
         whether more matched than `limit`. Reads the listed breaches, not the orders. Called
         from the HTTP thread: reads the indexes as the last batch left them."""
-        merged = heapq.merge(*(index.open_breaches() for index in list(self.ready.values())), key=breach_order)
+        merged = merge_breach_listings(index.open_breaches() for index in list(self.ready.values()))
         found: list[dict[str, Any]] = []
         for breach in merged:
             if (
@@ -290,12 +288,3 @@ class SlaChecks:
         self.ready.clear()
         self.indexes.close_all()
 
-
-def breach_order(breach: dict[str, Any]) -> tuple[int, int, str]:
-    """The order of open-breach listings: due time, milestone, order id (the index's)."""
-    return breach["due_at"], _RANK[breach["milestone"]], breach["order_id"]
-
-
-def merge_listings(parts: list[list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
-    """Merge several workers' listings (each in `breach_order`)."""
-    return heapq.merge(*parts, key=breach_order)

@@ -8,13 +8,8 @@ import time
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.contracts.roles import CHANGELOGS, INTERNAL_TOPICS, TOPIC_ROLES
 from streams.settings import Settings
-
-INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
-CHANGELOGS = ("orders-changelog", "inventory-changelog", "sla-stream-time-changelog")
-"""Internal compacted topics holding the stores' state (streams/runtime/store.py)."""
-OUTPUT_ROLES = ("order-status", "atp", "sla-breaches", "exceptions", "dlq")
-ALL_ROLES = INPUT_ROLES + OUTPUT_ROLES
 
 
 class UnknownTopic(ValueError):
@@ -23,11 +18,11 @@ class UnknownTopic(ValueError):
 
 def role_of(settings: Settings, topic: str) -> str:
     """Accept a full topic name (`o2c.orders`) or a bare role (`orders`); return the role."""
-    if topic.startswith(settings.topic_prefix) and topic[len(settings.topic_prefix) :] in ALL_ROLES:
+    if topic.startswith(settings.topic_prefix) and topic[len(settings.topic_prefix) :] in TOPIC_ROLES:
         return topic[len(settings.topic_prefix) :]
-    if topic in ALL_ROLES:
+    if topic in TOPIC_ROLES:
         return topic
-    known = ", ".join(settings.topic(r) for r in ALL_ROLES)
+    known = ", ".join(settings.topic(r) for r in TOPIC_ROLES)
     raise UnknownTopic(f"unknown topic {topic!r}; known topics: {known}")
 
 
@@ -100,15 +95,13 @@ def admin(settings: Settings) -> AdminClient:
 def create_topics(
     settings: Settings, partitions: int | None = None, replication_factor: int | None = None
 ) -> dict[str, str]:
-    """Create every SPEC §1 topic and the app's internal topics (streams/processors/saga.py, and the stores'
+    """Create every SPEC §1 topic and the app's internal topics (the allocation saga's and the stores'
     compacted changelogs) that do not exist yet; returns name -> created|exists."""
-    from streams.processors.saga import INTERNAL_TOPICS
-
     client = admin(settings)
     existing = set(client.list_topics(timeout=10).topics)
     changelogs = {settings.internal_topic(n) for n in CHANGELOGS}
     wanted = (
-        [settings.topic(r) for r in ALL_ROLES]
+        [settings.topic(r) for r in TOPIC_ROLES]
         + [settings.internal_topic(n) for n in INTERNAL_TOPICS]
         + sorted(changelogs)
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.contracts.roles import ORDER_ROLES
 from streams.runtime.topics import reader_config
 from tests.conftest import Env, make_env
 from tests.harness import Worker, WorkerFactory, read_topic
@@ -27,7 +28,6 @@ from tests.ledger_checks import app_lag, atp_views, lag_by_partition, ledger_vs_
 
 pytestmark = pytest.mark.kafka
 
-ORDER_ROLES = ("orders", "shipments", "payments")
 PARTITIONS = 4
 TABLES = ("orders", "inventory")
 

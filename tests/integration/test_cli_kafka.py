@@ -8,12 +8,11 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.contracts.flat import to_flat, to_record
-from streams.runtime.topics import CHANGELOGS
+from streams.contracts.roles import CHANGELOGS, INPUT_ROLES
 from tests.examples import EXAMPLES
 
 pytestmark = pytest.mark.kafka
 
-INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
 
 
 def examples_for(role: str) -> list[dict]:

@@ -50,6 +50,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.contracts.codec import Codec
 from streams.contracts.flat import to_record
+from streams.contracts.roles import INPUT_ROLES
 from tests.conftest import Env, make_env
 from tests.harness import Worker, WorkerFactory, read_topic
 
@@ -58,7 +59,6 @@ pytestmark = pytest.mark.kafka
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 ALL_SCENARIOS = sorted(p.stem for p in SCENARIOS.glob("*.jsonl"))
 RAW_FIELDS = ("_text", "_json", "_null", "_avro")
-INPUT_ROLES = ("orders", "shipments", "payments", "inventory")
 # Event types whose handling can send allocation messages (docs/order-model.md "Events";
 # OrderPlaced when it replays a buffered dispatch).
 TALKS_TO_INVENTORY = frozenset(

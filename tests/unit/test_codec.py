@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from streams.contracts.codec import Codec, CodecError, DecodeError, RegistryError, ValidationError
 from streams.contracts.flat import to_record
-from streams.contracts.schemas import INPUT_ROLES, ROLES, load_contracts
+from streams.contracts.roles import CONTRACT_ROLES, INPUT_ROLES
+from streams.contracts.schemas import load_contracts
 from streams.settings import REPO_ROOT, Settings
 from tests.examples import EXAMPLES, T0
 
@@ -58,7 +59,7 @@ def rabin_fingerprint(data: bytes) -> int:
 
 def test_examples_cover_every_event_type_of_every_topic() -> None:
     assert set(EXAMPLES) == set(CONTRACTS.event_roles)
-    assert {role_of(t) for t in EXAMPLES} == set(ROLES)
+    assert {role_of(t) for t in EXAMPLES} == set(CONTRACT_ROLES)
     assert len(CONTRACTS.event_types("orders")) == 7
     assert CONTRACTS.event_types("atp") == ("AtpChanged",)
 
@@ -105,7 +106,7 @@ def test_codec_from_settings_uses_prefix_and_mock_registry_url() -> None:
 def test_fingerprint_is_the_specs_crc64_avro_of_the_canonical_form_little_endian() -> None:
     from fastavro.schema import to_parsing_canonical_form
 
-    for role in ROLES:
+    for role in CONTRACT_ROLES:
         canonical = to_parsing_canonical_form(CONTRACTS.raw[role])
         assert "logicalType" not in canonical and '"doc"' not in canonical
         expected = rabin_fingerprint(canonical.encode()).to_bytes(8, "little")

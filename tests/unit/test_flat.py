@@ -18,7 +18,8 @@ from streams.contracts.flat import (
     to_record,
     validate_record,
 )
-from streams.contracts.schemas import ROLES, load_contracts
+from streams.contracts.roles import CONTRACT_ROLES
+from streams.contracts.schemas import load_contracts
 from streams.settings import REPO_ROOT
 from tests.examples import EXAMPLES, T0
 
@@ -279,4 +280,4 @@ def test_exception_key_falls_back_to_sku() -> None:
 
 
 def test_every_role_has_a_key() -> None:
-    assert {role for role in ROLES} == {role_of(t) for t in EXAMPLES}
+    assert {role for role in CONTRACT_ROLES} == {role_of(t) for t in EXAMPLES}

@@ -12,8 +12,9 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.contracts.codec import Codec, DecodeError
+from streams.contracts.roles import CONTRACT_ROLES
 from streams.contracts.schema_check import check, main
-from streams.contracts.schemas import ROLES, clear_cache, load_contracts
+from streams.contracts.schemas import clear_cache, load_contracts
 from streams.settings import REPO_ROOT
 from tests.examples import EXAMPLES
 
@@ -81,7 +82,7 @@ UNRELEASED_FIELDS = {"order-status": ["closed_breaches"]}
 def test_repository_schemas_are_released_as_version_1() -> None:
     contracts = load_contracts(SCHEMAS)
     assert contracts.releases[0] == 1
-    for role in ROLES:
+    for role in CONTRACT_ROLES:
         released = json.loads((SCHEMAS / "released" / "1" / f"{role}.avsc").read_text())
         current = json.loads(json.dumps(contracts.raw[role]))
         pending = UNRELEASED_FIELDS.get(role, [])

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.contracts import roles
 from streams.simulator.simulate import (
     INPUT_ROLES,
     KEY_FIELDS,
@@ -149,6 +150,12 @@ def _by_order(events: list[SimEvent]) -> dict[str, list[tuple[int, SimEvent]]]:
 
 
 # --------------------------------------------------------------------------- determinism
+
+
+def test_the_simulators_own_roles_and_keys_are_the_contracts():
+    """The simulator imports nothing from the project, so it keeps a copy of the roles."""
+    assert INPUT_ROLES == roles.INPUT_ROLES
+    assert {role: (field,) for role, field in KEY_FIELDS.items()} == {r: roles.KEY_FIELDS[r] for r in roles.INPUT_ROLES}
 
 
 def test_same_seed_same_stream_different_seed_different_stream():

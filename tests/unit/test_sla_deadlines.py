@@ -23,6 +23,7 @@ from tables.sla import (
     SlaPolicy,
     breach_due,
     close_met_breaches,
+    merge_breach_listings,
     pending_deadlines,
     record_breach,
 )
@@ -479,3 +480,19 @@ def test_state_without_closed_breaches_field_still_reads() -> None:
     assert OrderState.from_bytes(s.to_bytes()) == s
     older = json.loads(s.to_bytes())[:-1]  # as written before closed_breaches existed
     assert OrderState.from_bytes(json.dumps(older)).closed_breaches == []
+
+
+def test_breach_listings_merge_by_due_time_then_milestone_then_order():
+    def breach(due_at: int, milestone: str, order_id: str) -> dict[str, Any]:
+        return {"due_at": due_at, "milestone": milestone, "order_id": order_id}
+
+    one = [breach(1, Milestone.SHIPMENT, "SO-2"), breach(5, Milestone.ACCEPTANCE, "SO-9")]
+    two = [breach(1, Milestone.ACCEPTANCE, "SO-3"), breach(1, Milestone.SHIPMENT, "SO-1"), breach(7, Milestone.PAYMENT, "SO-0")]
+    merged = [(b["due_at"], b["milestone"], b["order_id"]) for b in merge_breach_listings([one, two])]
+    assert merged == [
+        (1, Milestone.ACCEPTANCE, "SO-3"),
+        (1, Milestone.SHIPMENT, "SO-1"),
+        (1, Milestone.SHIPMENT, "SO-2"),
+        (5, Milestone.ACCEPTANCE, "SO-9"),
+        (7, Milestone.PAYMENT, "SO-0"),
+    ]
