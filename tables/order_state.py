@@ -171,6 +171,15 @@ class OrderState:
         return self.accepted_at is not None
 
     @property
+    def awaits_inventory(self) -> bool:
+        """An answer of the inventory side may still change this order: a line has a message
+        not answered yet, or a backorder that stock arriving (or released) would fill."""
+        for line in self.lines.values():
+            if line.alloc_ack < line.alloc_seq or line.backordered:
+                return True
+        return False
+
+    @property
     def open_balance_minor(self) -> int:
         """Invoiced and not paid (net of refunds); negative when the customer is in credit."""
         return self.invoiced_minor - self.paid_minor + self.refunded_minor

@@ -66,10 +66,12 @@ class OrderAgent(BatchAgent):
         self.requests_topic = saga.requests_topic(settings)
         # The inventory agent waits for this agent's progress in business time before it applies
         # a later inventory event (docs/runtime.md, "Event-time order"); requests are caused by the
-        # source events only (applying an answer never sends one). The answers themselves are
-        # merged by their cause's time, not waited for: that would make every allocation round
-        # trip a barrier for the whole partition.
+        # source events only (applying an answer never sends one). This agent waits for the
+        # inventory side's progress only before an event of an order an answer may still change
+        # (`awaits_answers`): waiting before every event would make each allocation round trip a
+        # barrier for the whole partition.
         results = saga.results_topic(settings)
+        self.internal = (results,)
         self.emits = {self.requests_topic: tuple(t for t in self.topics if t != results)}
         self.store = self.new_store("orders", OrderState.from_bytes, OrderState.to_bytes)
         self.status_counts = StatusCounts(self.store)
@@ -113,6 +115,16 @@ class OrderAgent(BatchAgent):
 
     def committed(self) -> None:
         self.sla.mark_covered()
+
+    def awaits_answers(self, record: Any) -> bool:
+        """Whether this input must wait until the inventory side has answered everything caused
+        before it: its order has a request not answered yet, or a backorder stock may fill
+        (`OrderState.awaits_inventory`). Any other order's outcome does not depend on when the
+        answers arrive, so its events go on (the runtime's `Task.awaits`)."""
+        if not isinstance(record.decoded, dict):  # undecodable: dead-lettered, nothing to wait for
+            return False
+        state = self.store.get(record.partition, record.key)
+        return state is not None and state.awaits_inventory
 
     # ------------------------------------------------------------------ one event
 

@@ -218,7 +218,10 @@ class Task:
     internal input (`senders`: the allocation requests, one lane per sending order task) with
     nothing buffered is waited for while its sender's frontier says it may still send something
     earlier: the inventory side does not run ahead of the order side in business time, however
-    fast each was fetched (issue 13).
+    fast each was fetched (issue 13). With `awaits` (the order side), only the records it names
+    wait so (an order an answer may still change: docs/runtime.md), and records of internal
+    inputs; `awaits` reads the processor's state, so a batch ends before a second record of a
+    key already in it (`cut`), and the next batch decides on the state the first one left.
 
     `stream_time` is the highest time processed; a record's `cause_time`, the time of what it
     causes on internal topics, is the stream time after it (a late record's effects are placed
@@ -230,6 +233,7 @@ class Task:
     max_idle: float = 0.0
     senders: Mapping[str, int] = field(default_factory=dict)  # internal topic -> sending tasks
     horizon: float = 5.0  # s: records with a business time this close to now do not wait for senders
+    awaits: Callable[[Record], bool] | None = None  # which source records wait for senders (None: all)
     lanes: list[Lane] = field(default_factory=list)
     waiting_since: float | None = None
     idle_deadline: float | None = None  # max_idle: when waiting for a quiet input ends
@@ -237,6 +241,7 @@ class Task:
     progressed: bool = False  # something consumed since the last commit
     fetched: dict[str, int] = field(default_factory=dict)  # topic -> offset after the last buffered
     announced: dict[str, int] = field(default_factory=dict)  # emitted topic -> last frontier sent
+    cut: bool = False  # the last `take` stopped early with records ready (see `awaits`)
 
     def __post_init__(self) -> None:
         self.lanes = []
@@ -308,6 +313,9 @@ class Task:
         lanes = self.lanes
         taken: list[Record] = []
         live_from = int(time.time() * 1000 - self.horizon * 1000)
+        awaits = self.awaits
+        keys: set[bytes | None] | None = set() if awaits is not None and self.ranked_internal else None
+        self.cut = False
         while len(taken) < limit:
             best: Lane | None = None
             best_ts = 0
@@ -351,9 +359,18 @@ class Task:
                     return taken
             elif self.idle_deadline is not None and not waiting:
                 self.idle_deadline = None  # every source has data again: the next gap waits anew
-            for rank, lane in self.ranked_internal if best_ts < live_from else ():
-                # an internal input may still send an earlier one (live traffic does not wait:
-                # latency first, see Runtime's `alignment_horizon`)
+            if best_ts >= live_from:  # live traffic does not wait: latency first (`alignment_horizon`)
+                waits_for_senders = False
+            elif keys is None:
+                waits_for_senders = True
+            else:
+                head = best.queue[0]
+                if head.key in keys:  # decided on the state after the records before it
+                    self.cut = True
+                    break
+                waits_for_senders = best.sender is not None or awaits(head)  # type: ignore[misc]
+            for rank, lane in self.ranked_internal if waits_for_senders else ():
+                # an internal input may still send an earlier one
                 if not lane.queue and not lane.silent:
                     if lane.bound < best_ts or (lane.bound == best_ts and rank < best_rank):
                         if self.waiting_since is None:
@@ -373,6 +390,8 @@ class Task:
                 self.stream_time = best_ts
             record.cause_time = self.stream_time
             taken.append(record)
+            if keys is not None:
+                keys.add(record.key)
             self.progressed = True
             self.waiting_since = None  # progress: a later wait is timed from its own start
         self.waiting_since = None
@@ -405,6 +424,10 @@ class Task:
             return False
         if best_ts >= time.time() * 1000 - self.horizon * 1000:
             return True
+        if self.awaits is not None:
+            best = self.lanes[best_rank]
+            if best.sender is None and not self.awaits(best.queue[0]):
+                return True
         for rank, lane in self.ranked_internal:
             if not lane.queue and not lane.silent:
                 if lane.bound < best_ts or (lane.bound == best_ts and rank < best_rank):
@@ -704,7 +727,7 @@ class Runtime:
             records = task.take(self.batch_size, now)
             if not records:
                 continue
-            if len(records) == self.batch_size:
+            if len(records) == self.batch_size or task.cut:
                 self._backlogged = True  # more may be ready: the next step does not wait
             started = time.perf_counter()
             task.processor.process(records, self.out)
@@ -966,7 +989,8 @@ class Runtime:
             senders = {topic: self._partition_count(topic) for topic in getattr(processor, "internal", ())}
             for partition in partitions:
                 task = Task(
-                    processor, partition, list(processor.topics), self.max_task_idle, senders, self.alignment_horizon
+                    processor, partition, list(processor.topics), self.max_task_idle, senders, self.alignment_horizon,
+                    getattr(processor, "awaits_answers", None),
                 )
                 self.tasks[(processor.name, partition)] = task
                 for topic in task.topics:

@@ -162,3 +162,84 @@ def test_a_restarted_task_resumes_its_stream_time_and_the_senders_frontiers():
     again.resume("not json")  # ignored
     again.resume(None)
     assert again.stream_time == 60
+
+
+# --------------------------------------------------------------------------- the order side: only
+# the orders an answer may still change wait for the inventory side (OrderAgent.awaits_answers)
+
+
+def order_task(waiting: set[bytes], senders: int = 2) -> Task:
+    """The order agent's shape: a source topic and the results written by `senders` inventory tasks;
+    records of the keys in `waiting` wait for the senders' frontiers, the others go on."""
+    return Task(
+        SimpleNamespace(name="orders"), 0, ["orders", "results"], senders={"results": senders},
+        awaits=lambda record: record.key in waiting,
+    )
+
+
+def order_event(offset: int, ts: int, key: bytes) -> Record:
+    record = Record(Msg("orders", offset, ts))
+    record.key = key
+    return record
+
+
+def answer(offset: int, ts: int, sender: int, key: bytes) -> Record:
+    record = Record(Msg("results", offset, 10**12, [(CAUSE_TIME, str(ts).encode()), (CAUSE_TASK, str(sender).encode())]))
+    record.key = key
+    return record
+
+
+def result_marker(offset: int, frontier: int, sender: int) -> Record:
+    return Record(Msg("results", offset, 10**12, [(FRONTIER, str(frontier).encode()), (CAUSE_TASK, str(sender).encode())]))
+
+
+def keys_of(records: list[Record]) -> list[tuple[str, int, bytes]]:
+    return [(r.topic, r.timestamp, r.key) for r in records]
+
+
+def test_an_order_no_answer_can_change_goes_on_while_the_answers_are_behind():
+    t = order_task(waiting={b"SO-1"})
+    t.add(order_event(0, 100, b"SO-2"))
+    t.add(order_event(1, 110, b"SO-1"))
+    t.end_of("orders")
+    assert keys_of(t.take(10, 0.0)) == [("orders", 100, b"SO-2")]  # SO-1 waits: an answer may come before 110
+    assert t.ready(0.0) is False
+    t.add(answer(0, 105, 1, b"SO-1"))
+    t.add(result_marker(1, 200, 1))
+    t.add(result_marker(0, 120, 0))
+    assert keys_of(t.take(10, 0.0)) == [("results", 105, b"SO-1")]  # the answer first, then a cut:
+    assert keys_of(t.take(10, 0.0)) == [("orders", 110, b"SO-1")]  # its order decided on the new state
+
+
+def test_a_batch_ends_before_a_second_record_of_a_key_already_in_it():
+    """Whether the second waits depends on the state the first leaves: decided in the next batch."""
+    t = order_task(waiting=set())
+    for offset, (ts, key) in enumerate([(100, b"SO-1"), (101, b"SO-2"), (102, b"SO-1"), (103, b"SO-3")]):
+        t.add(order_event(offset, ts, key))
+    t.end_of("orders")
+    assert keys_of(t.take(10, 0.0)) == [("orders", 100, b"SO-1"), ("orders", 101, b"SO-2")]
+    assert t.cut
+    assert keys_of(t.take(10, 0.0)) == [("orders", 102, b"SO-1"), ("orders", 103, b"SO-3")]
+    assert not t.cut
+
+
+def test_answers_themselves_wait_for_every_sender():
+    """Two answers for one order from two inventory tasks apply in their time order."""
+    t = order_task(waiting=set())
+    t.add(answer(0, 130, 0, b"SO-1"))
+    t.end_of("orders")
+    assert t.take(10, 0.0) == []  # sender 1 may still answer something before 130
+    t.add(answer(1, 120, 1, b"SO-1"))
+    t.add(result_marker(2, 300, 1))
+    assert keys_of(t.take(10, 0.0)) == [("results", 120, b"SO-1")]  # then the cut: same key
+    assert keys_of(t.take(10, 0.0)) == [("results", 130, b"SO-1")]
+
+
+def test_live_records_of_a_waiting_order_do_not_wait():
+    import time
+
+    now_ms = int(time.time() * 1000)
+    t = order_task(waiting={b"SO-1"})
+    t.add(order_event(0, now_ms, b"SO-1"))
+    t.end_of("orders")
+    assert keys_of(t.take(10, 0.0)) == [("orders", now_ms, b"SO-1")]

@@ -173,6 +173,21 @@ def test_partial_allocation_backorder_and_fill():
     assert h.state.allocated_at == T0 + 11
 
 
+def test_an_order_awaits_the_inventory_while_a_request_is_unanswered_or_a_line_backordered():
+    """What makes the runtime hold the order's next event until the answers caught up (issue 13)."""
+    h = Harness(inventory=FakeInventory(caps={"L1": 4, "L2": 5}))
+    placed(h)
+    assert not h.state.awaits_inventory  # nothing asked yet
+    h.apply(h.ev.accepted())
+    assert h.state.awaits_inventory  # requests sent, not answered
+    h.settle()
+    assert h.buckets("L1") == B(10, allocated=4, backordered=6)
+    assert h.state.awaits_inventory  # answered, but stock arriving would fill the backorder
+    h.inv.restock("SO-1", "L1", 6, T0 + 10)
+    h.settle()
+    assert status(h) == "ALLOCATED" and not h.state.awaits_inventory
+
+
 def test_backordered_status_when_nothing_allocated():
     h = accepted_allocated(FakeInventory(default_cap=0))
     assert status(h) == "BACKORDERED"

@@ -1,0 +1,115 @@
+"""Same input, same outcome (issue 13): one simulated backlog processed by one worker with the
+default settings, by one worker taking tiny batches, and by two workers gives the same status
+sequence for every order, the same business exceptions (code and key) and the same final ATP.
+
+The stages (order agent, inventory agent) advance together in business time (docs/runtime.md,
+"Event-time order"), so neither the batching nor which worker ran which partition changes what
+the allocation saga answered when. SLA deadlines run on the event clock here: on the wall
+clock a breach depends on when the check ran, which no alignment can make repeatable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from scripts.exceptions_report import pending_internal
+from streams.contracts.codec import Codec
+from streams.contracts.flat import key_of, to_record
+from streams.contracts.roles import INTERNAL_TOPICS
+from streams.runtime.topics import producer_config
+from streams.simulator.simulate import SimulationConfig, generate
+from tests.conftest import make_env
+from tests.harness import Worker, WorkerFactory, read_topic, taken_in
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+ORDERS = 1_200
+SEED = 23
+PARTITIONS = 4
+EVENT_CLOCK = {"O2C_SLA_CLOCK": "event"}
+
+
+def produce_backlog(settings) -> int:
+    codec = Codec(settings)
+    producer = Producer(producer_config(settings))
+    count = 0
+    for sim in generate(SimulationConfig(orders=ORDERS, seed=SEED)):
+        value = codec.encode(sim.role, to_record(sim.role, sim.event))
+        while True:
+            try:
+                producer.produce(settings.topic(sim.role), value=value, key=key_of(sim.role, sim.event).encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+        count += 1
+    assert producer.flush(60) == 0
+    return count
+
+
+def settle(settings, workers: list[Worker], inputs: int, timeout: float = 240) -> None:
+    """Until the workers took in every input and nothing is left on the allocation saga's topics
+    beyond the group's committed offsets, three checks in a row. (The in-flight counters of
+    `o2c_allocation_messages` are per process: a message read again after a handover counts as
+    received twice.)"""
+    internal = [settings.internal_topic(name) for name in INTERNAL_TOPICS]
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 3:
+        assert time.monotonic() < deadline, "\n".join(w.log_tail(30) for w in workers)
+        time.sleep(0.5)
+        taken = sum(taken_in(w) for w in workers)
+        quiet = quiet + 1 if taken >= inputs and pending_internal(settings, settings.app_id, internal) == 0 else 0
+
+
+def outcome(settings) -> dict:
+    """What the run published: per order its status events (seq, status, cause), the business
+    exceptions by (code, key), the last AtpChanged per SKU and warehouse."""
+    statuses: dict[str, list[tuple]] = {}
+    for event in sorted(read_topic(settings, "order-status", idle=2, timeout=120), key=lambda e: e["seq"]):
+        statuses.setdefault(event["order_id"], []).append((event["seq"], event["status"], event["cause_event_id"]))
+    exceptions = Counter(
+        (e["code"], e.get("order_id") or e.get("sku")) for e in read_topic(settings, "exceptions", idle=1, timeout=60)
+    )
+    atp: dict[tuple, tuple] = {}
+    for event in read_topic(settings, "atp", idle=1, timeout=60):  # per key in offset order
+        atp[(event["sku"], event["warehouse_id"])] = tuple(
+            event[f] for f in ("on_hand", "reserved", "backordered", "safety_stock", "atp", "network_atp")
+        )
+    return {"statuses": statuses, "exceptions": exceptions, "atp": atp}
+
+
+def run(bootstrap: str, tmp: Path, name: str, worker_envs: list[dict[str, str]]) -> dict:
+    env = make_env(bootstrap, tmp / name, partitions=PARTITIONS)
+    factory = WorkerFactory(env.env, env.tmp)
+    try:
+        inputs = produce_backlog(env.settings)  # a backlog: all of it on the broker before any worker
+        workers = [factory(f"{name}-{i}", **EVENT_CLOCK, **extra).start() for i, extra in enumerate(worker_envs)]
+        for worker in workers:
+            worker.wait_ready()
+        settle(env.settings, workers, inputs)
+        result = outcome(env.settings)
+        result["inputs"] = inputs
+        for worker in workers:
+            assert worker.errors() == [], worker.log_tail()
+        return result
+    finally:
+        factory.stop_all()
+
+
+def test_a_backlog_gives_one_outcome_however_it_is_batched_and_spread(bootstrap_servers, tmp_path):
+    default = run(bootstrap_servers, tmp_path, "default", [{}])
+    small = run(bootstrap_servers, tmp_path, "small", [{"O2C_BATCH_SIZE": "7"}])
+    two = run(bootstrap_servers, tmp_path, "two", [{}, {}])
+
+    assert default["inputs"] > 10_000 and len(default["statuses"]) >= ORDERS * 0.9
+    assert sum(default["exceptions"].values()) > 0 and len(default["atp"]) > 50  # something to compare
+    for other, label in ((small, "batch size 7"), (two, "two workers")):
+        differing = [o for o in default["statuses"] if default["statuses"][o] != other["statuses"].get(o)]
+        assert differing == [], f"{label}: {len(differing)} orders took another path, e.g. {differing[:3]}"
+        assert other["exceptions"] == default["exceptions"], label
+        assert other["atp"] == default["atp"], label
