@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         "a backlog gives the same outcome however it is fetched; records whose business time is less "
         "than this many seconds old (live traffic) go without waiting: latency first (docs/runtime.md)."
     )
+    align_answers: bool = Field(
+        False, description="The order agent also waits for the inventory agent's progress before an "
+        "event of an order an answer may still change (a request not answered, a backorder): a backlog "
+        "then gives the same status sequences, exceptions and ATP however it is fetched or spread over "
+        "workers, at the cost of an allocation round trip per wait (about 18x slower catch-up, "
+        "docs/runtime.md). Live traffic is not held (alignment_horizon)."
+    )
     transaction_timeout: float = Field(
         10.0, gt=0, description="Kafka transaction timeout (s): how long the outputs of a worker that "
         "died without restarting can hold up read_committed readers."

@@ -47,9 +47,8 @@ class InventoryAgent(BatchAgent):
         self.exceptions_topic = settings.topic("exceptions")
         self.results_topic = saga.results_topic(settings)
         self.internal = (saga.requests_topic(settings),)  # waited for: see OrderAgent.emits
-        # The order agent waits for this agent's progress before an event of an order an answer
-        # may still change (OrderAgent.awaits_answers); answers are caused by both inputs.
-        self.emits = {self.results_topic: (settings.topic("inventory"), saga.requests_topic(settings))}
+        if settings.align_answers:  # the order agent waits for this agent's progress (OrderAgent)
+            self.emits = {self.results_topic: (settings.topic("inventory"), saga.requests_topic(settings))}
         self.store = self.new_store("inventory", SkuState.from_bytes, SkuState.to_bytes)
 
     def process(self, records: Sequence[Any], out: Any) -> None:

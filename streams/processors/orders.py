@@ -66,13 +66,15 @@ class OrderAgent(BatchAgent):
         self.requests_topic = saga.requests_topic(settings)
         # The inventory agent waits for this agent's progress in business time before it applies
         # a later inventory event (docs/runtime.md, "Event-time order"); requests are caused by the
-        # source events only (applying an answer never sends one). This agent waits for the
-        # inventory side's progress only before an event of an order an answer may still change
-        # (`awaits_answers`): waiting before every event would make each allocation round trip a
-        # barrier for the whole partition.
+        # source events only (applying an answer never sends one). With `align_answers` this agent
+        # waits for the inventory side's progress too, only before an event of an order an answer
+        # may still change (`awaits_answers`); without it the answers are merged by their cause's
+        # time when they arrive.
         results = saga.results_topic(settings)
-        self.internal = (results,)
         self.emits = {self.requests_topic: tuple(t for t in self.topics if t != results)}
+        if settings.align_answers:
+            self.internal = (results,)
+            self.awaits_answers = self._awaits_answers
         self.store = self.new_store("orders", OrderState.from_bytes, OrderState.to_bytes)
         self.status_counts = StatusCounts(self.store)
         self.sla = SlaChecks(settings, self.store, self.breach_overdue)
@@ -116,7 +118,7 @@ class OrderAgent(BatchAgent):
     def committed(self) -> None:
         self.sla.mark_covered()
 
-    def awaits_answers(self, record: Any) -> bool:
+    def _awaits_answers(self, record: Any) -> bool:
         """Whether this input must wait until the inventory side has answered everything caused
         before it: its order has a request not answered yet, or a backorder stock may fill
         (`OrderState.awaits_inventory`). Any other order's outcome does not depend on when the

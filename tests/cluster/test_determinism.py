@@ -1,11 +1,13 @@
-"""Same input, same outcome (issue 13): one simulated backlog processed by one worker with the
-default settings, by one worker taking tiny batches, and by two workers gives the same status
-sequence for every order, the same business exceptions (code and key) and the same final ATP.
+"""Same input, same outcome (issue 13): one simulated backlog processed by one worker, by one
+worker taking tiny batches, and by two workers gives the same status sequence for every order,
+the same business exceptions (code and key) and the same final ATP.
 
-The stages (order agent, inventory agent) advance together in business time (docs/runtime.md,
-"Event-time order"), so neither the batching nor which worker ran which partition changes what
-the allocation saga answered when. SLA deadlines run on the event clock here: on the wall
-clock a breach depends on when the check ran, which no alignment can make repeatable.
+The inventory agent advances behind the order agent in business time, and with `align_answers`
+the order agent waits for the inventory side before an event of an order an answer may still
+change (docs/runtime.md, "Event-time order"), so neither the batching nor which worker ran which
+partition changes what the allocation saga answered when. SLA deadlines run on the event clock
+here: on the wall clock a breach depends on when the check ran, which no alignment can make
+repeatable.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 ORDERS = 1_200
 SEED = 23
 PARTITIONS = 4
-EVENT_CLOCK = {"O2C_SLA_CLOCK": "event"}
+WORKER_SETTINGS = {"O2C_SLA_CLOCK": "event", "O2C_ALIGN_ANSWERS": "true"}
 
 
 def produce_backlog(settings) -> int:
@@ -88,7 +90,7 @@ def run(bootstrap: str, tmp: Path, name: str, worker_envs: list[dict[str, str]])
     factory = WorkerFactory(env.env, env.tmp)
     try:
         inputs = produce_backlog(env.settings)  # a backlog: all of it on the broker before any worker
-        workers = [factory(f"{name}-{i}", **EVENT_CLOCK, **extra).start() for i, extra in enumerate(worker_envs)]
+        workers = [factory(f"{name}-{i}", **WORKER_SETTINGS, **extra).start() for i, extra in enumerate(worker_envs)]
         for worker in workers:
             worker.wait_ready()
         settle(env.settings, workers, inputs)
