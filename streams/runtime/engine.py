@@ -203,6 +203,7 @@ class Lane:
     at_end: bool = False  # sources: end of partition reported since the last record
     bound: int = -INF  # internal: the sender's latest frontier (nothing below it will come)
     silent: bool = False  # internal: the sender said nothing for too long; not waited for until it does
+    done: int = -1  # internal: offset of the last record taken (a lane is taken in offset order)
 
 
 @dataclass
@@ -288,6 +289,9 @@ class Task:
         else:
             lane = lanes[record.sender] if 0 <= record.sender < len(lanes) else lanes[0]
             lane.silent = False
+            if record.offset <= lane.done:  # processed before the restart (see `positions`)
+                self.progressed = True
+                return
         lane.queue.append(record)
 
     def end_of(self, topic: str) -> None:
@@ -305,6 +309,7 @@ class Task:
             marker = queue.popleft()
             if marker.frontier > lane.bound:
                 lane.bound = marker.frontier
+            lane.done = marker.offset
             self.progressed = True
 
     def take(self, limit: int, now: float) -> list[Record]:
@@ -386,6 +391,8 @@ class Task:
                             continue
                         return taken
             record = best.queue.popleft()
+            if best.sender is not None:
+                best.done = record.offset
             if best_ts > self.stream_time:
                 self.stream_time = best_ts
             record.cause_time = self.stream_time
@@ -454,8 +461,10 @@ class Task:
     def positions(self) -> dict[str, int]:
         """Per topic, the offset to commit: every record before it processed. An internal topic's
         senders' lanes are consumed out of offset order; records after the lowest unprocessed one
-        are read again after a restart, and applied as the duplicates they are (the allocation
-        saga's messages carry ids and sequence numbers)."""
+        are read again after a restart, and each lane drops those at or below the last offset it
+        had taken (committed with the offsets as `checkpoint` metadata), so nothing is applied
+        twice. (Relying on the saga's sequence numbers alone was not enough: a finished line is
+        evicted from the SKU's state, and a release read again after it was applied as new.)"""
         out: dict[str, int] = {}
         for topic, after in self.fetched.items():
             lanes = self.internal_lanes.get(topic)
@@ -468,7 +477,8 @@ class Task:
     def checkpoint(self) -> str:
         """What a restart needs besides the offsets (committed as their metadata)."""
         bounds = {t: [lane.bound for lane in lanes] for t, lanes in self.internal_lanes.items()}
-        return json.dumps({"s": self.stream_time, "b": bounds}, separators=(",", ":"))
+        done = {t: [lane.done for lane in lanes] for t, lanes in self.internal_lanes.items()}
+        return json.dumps({"s": self.stream_time, "b": bounds, "d": done}, separators=(",", ":"))
 
     def resume(self, metadata: str | None) -> None:
         if not metadata:
@@ -481,6 +491,9 @@ class Task:
         for topic, bounds in saved.get("b", {}).items():
             for lane, bound in zip(self.internal_lanes.get(topic, ()), bounds):
                 lane.bound = max(lane.bound, int(bound))
+        for topic, done in saved.get("d", {}).items():
+            for lane, offset in zip(self.internal_lanes.get(topic, ()), done):
+                lane.done = max(lane.done, int(offset))
 
 
 class Runtime:
