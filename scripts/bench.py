@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 from itertools import islice
+from pathlib import Path
 
 from scripts.bench_harness import (
     BENCH_DIR,
@@ -233,6 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("catchup")
     p.add_argument("--orders", type=int, default=20_000, help="orders of the backlog")
     p.add_argument("--http-clients", type=int, default=16, help="concurrent GET /orders/{id} clients")
+    p = sub.add_parser("state")
+    p.add_argument("--orders", type=int, default=20_000, help="orders processed by the worker")
+    p.add_argument("--hold", type=int, default=1_000_000, help="orders in the changelog for the restarts")
+    p.add_argument(
+        "--broker-dir", type=Path, default=None,
+        help="the broker's log dir, for changelog bytes on disk (default: $KAFKA_STATE_DIR/data)",
+    )
     p = sub.add_parser("sinks")
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--orders", type=int, default=5_000)
@@ -267,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         from scripts.bench_live import bench_catchup
 
         bench_catchup(args.orders, args.http_clients)
+    elif args.bench == "state":
+        from scripts.bench_state import bench_state
+
+        broker_dir = args.broker_dir
+        if broker_dir is None and os.environ.get("KAFKA_STATE_DIR"):
+            broker_dir = Path(os.environ["KAFKA_STATE_DIR"]) / "data"
+        bench_state(args.orders, args.hold, broker_dir)
     elif args.bench == "sinks":
         from scripts.bench_sinks import bench_sinks
 

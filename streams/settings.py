@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     state_cache_entries: int = Field(
         50_000, ge=0, description="Decoded order states kept in memory across commits."
     )
+    rocksdb_memory_mb: int = Field(
+        64, ge=8, description="MiB of RocksDB block cache and memtables, shared by every table and "
+        "SLA index partition of the worker (docs/runtime.md)."
+    )
+    changelog_segment_mb: int = Field(
+        64, ge=1, description="Segment size (MiB) of the changelog topics this app creates: the log "
+        "cleaner compacts closed segments only (docs/runtime.md)."
+    )
     batch_size: int = Field(1000, ge=1, description="Most records an agent takes per batch.")
     sla_policy_path: Path | None = Field(
         None,

@@ -55,10 +55,10 @@ def _pairs(raw: bytes | None) -> list[tuple[int, int]]:
 class DueIndex:
     """The deadlines of one table partition's open orders, by due time."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, options: Options | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = Rdict(str(self.path), Options(raw_mode=True))
+        self.db = Rdict(str(self.path), options if options is not None else Options(raw_mode=True))
         # No write-ahead log: after a crash RocksDB comes back to its last flushed memtable, a
         # prefix of the writes. A prefix that still holds the covered-offset mark has no write
         # after it (every write deletes the mark), so it is the index the mark vouches for;
@@ -314,15 +314,16 @@ class DueIndexes:
     partitions this worker actively owns.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, options: Callable[[], Options] = lambda: Options(raw_mode=True)) -> None:
         self.root = Path(root)
+        self.options = options
         self.by_partition: dict[int, DueIndex] = {}
 
     def open(self, partition: int) -> DueIndex:
         """The partition's index as left on disk (check `covered_offset` before trusting it)."""
         index = self.by_partition.get(partition)
         if index is None:
-            index = self.by_partition[partition] = DueIndex(self.root / f"p{partition}")
+            index = self.by_partition[partition] = DueIndex(self.root / f"p{partition}", self.options())
         return index
 
     def reset(self, partition: int) -> DueIndex:

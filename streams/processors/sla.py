@@ -33,7 +33,7 @@ from typing import Any
 
 from streams.metrics import METRICS
 from streams.processors.due_index import DEFAULT_LIMIT, DueIndex, DueIndexes, StreamClock
-from streams.runtime.processor import table_store
+from streams.runtime.processor import local_db_options, table_store
 from streams.runtime.store import PartitionedStore
 from streams.settings import Settings
 from tables.exceptions import BusinessException
@@ -63,7 +63,7 @@ class SlaChecks:
         self.policy = settings.sla_policy
         self.kind = settings.sla_clock
         self.clock = StreamClock(self.kind)
-        self.indexes = DueIndexes(settings.data_dir / f"{settings.app_id}-sla-due")
+        self.indexes = DueIndexes(settings.data_dir / f"{settings.app_id}-sla-due", local_db_options(settings))
         self.ready: dict[int, DueIndex] = {}  # partition -> index, open and current
         # orders changed since their last `sync` -> their pending deadlines, None: recompute
         self.touched: dict[int, dict[bytes, dict[str, int] | None]] = {}

@@ -45,6 +45,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streams.metrics import METRICS
+from streams.runtime.rocks import release_free_memory
 from streams.runtime.store import PartitionedStore
 
 log = logging.getLogger("o2c.runtime")
@@ -1017,6 +1018,7 @@ class Runtime:
                 store.standby_current.difference_update(partitions)
                 store.active.update(partitions)
             processor.assigned(set(partitions))
+        release_free_memory()  # the restores' and index rebuilds' buffers (streams/runtime/rocks.py)
 
 
     # ------------------------------------------------------------------ standbys

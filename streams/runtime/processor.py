@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from streams.contracts.schemas import CodecError
 from streams.metrics import METRICS
 from streams.runtime.partitioner import partition_of
+from streams.runtime.rocks import rocks_options
 from streams.runtime.store import PartitionedStore
 from streams.settings import Settings
 
@@ -102,7 +103,14 @@ def table_store(
         encode=encode,
         partition_of=lambda key: partition_of(key, partitions),
         max_cached=settings.state_cache_entries,
+        options=local_db_options(settings),
     )
+
+
+def local_db_options(settings: Settings) -> Callable[[], Any]:
+    """RocksDB options for a processor's local databases (tables, indexes): the worker's shared
+    memory budget (streams/runtime/rocks.py)."""
+    return lambda: rocks_options(settings.rocksdb_memory_mb)
 
 
 def record_key(message: Any) -> str | None:

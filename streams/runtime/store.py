@@ -25,6 +25,8 @@ from typing import Any, Generic, TypeVar
 
 from rocksdict import Options, Rdict, WriteBatch
 
+from streams.runtime.rocks import rocks_options
+
 log = logging.getLogger("o2c.state")
 
 V = TypeVar("V")
@@ -45,6 +47,7 @@ class PartitionedStore(Generic[V]):
         encode: Callable[[V], bytes],
         partition_of: Callable[[bytes], int],
         max_cached: int = 50_000,
+        options: Callable[[], Options] = lambda: rocks_options(None),
     ) -> None:
         self.name = name
         self.changelog_topic = changelog_topic
@@ -53,6 +56,7 @@ class PartitionedStore(Generic[V]):
         self.encode = encode
         self.partition_of = partition_of
         self.max_cached = max_cached
+        self.options = options
         self.mutex = threading.RLock()
         self.dbs: dict[int, Rdict] = {}  # open partitions (active or restoring)
         self.active: set[int] = set()  # partitions this worker processes now
@@ -71,7 +75,7 @@ class PartitionedStore(Generic[V]):
         if db is None:
             path = self.directory / str(partition)
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = self.dbs[partition] = Rdict(str(path), Options(raw_mode=True))
+            db = self.dbs[partition] = Rdict(str(path), self.options())
         return db
 
     def deactivate(self, partition: int) -> None:

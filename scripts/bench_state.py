@@ -1,0 +1,286 @@
+"""State size, restart and restore (issue 14 point 4): does a worker stay fast and small as the
+orders it holds grow, and how long does it take to come back?
+
+1. **Grow.** One worker processes the whole-pipeline backlog of `--orders` simulated orders. The
+   rate is reported per fifth of the input (flat, or falling as state accumulates?), with the
+   worker's resident memory sampled along the way, and the changelog it left (records, bytes on
+   the broker's disk).
+2. **Hold.** The orders changelog is filled up to `--hold` orders with copies of the states the
+   worker wrote (new order ids, same shape), as if the worker had processed that much.
+3. **Catch up on the changelog.** A worker started on the grow phase's local state restores the
+   tail (the copies) and opens its SLA indexes: records/s.
+4. **Clean restart.** SIGTERM, start again on the same files: seconds from start to `/ready`
+   (goal <= 10 s with 1M orders held).
+5. **Full restore.** Local state deleted, start: seconds to `/ready` and changelog records/s
+   (goal >= 50k records/s), and the memory of a fresh process holding every order.
+
+    python -m scripts.bench state --orders 20000 --hold 1000000
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from scripts.bench_harness import (
+    BENCH_DIR,
+    REPO,
+    Run,
+    delete_topics_of,
+    ends_with_parent,
+    isolated_settings,
+    measure_worker,
+    preproduce_all,
+    quiet,
+    stop,
+    worker_env,
+)
+from streams.contracts.roles import INPUT_ROLES
+from streams.runtime.partitioner import partition_of
+from streams.runtime.topics import client_config, producer_config
+from tables.order_state import OrderState
+
+WORKER = [sys.executable, "-m", "streams.cli", "worker"]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory now (VmRSS), MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+class RssSampler:
+    """Samples a process's resident memory twice a second until it exits or `stop()`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(0.5):
+            mb = rss_mb(self.pid)
+            if mb:
+                self.samples.append((time.monotonic(), mb))
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def fifths(run: Run) -> list[float]:
+    """Input events/s in each fifth of the input: the times the committed offsets crossed each
+    fifth, interpolated between samples (commits are coarser than fifths of a small input)."""
+    total = run.samples[-1][1]
+    crossings = []
+    for i in range(6):
+        target = total * i / 5
+        for (t0, c0), (t1, c1) in zip(run.samples, run.samples[1:]):
+            if c0 <= target <= c1:
+                crossings.append(t0 if c1 == c0 else t0 + (t1 - t0) * (target - c0) / (c1 - c0))
+                break
+        else:
+            crossings.append(run.samples[0][0] if target <= run.samples[0][1] else run.samples[-1][0])
+    step = total / 5
+    return [step / (b - a) if b > a else float("nan") for a, b in zip(crossings, crossings[1:])]
+
+
+def changelog_records(settings, topic: str) -> Iterator[tuple[int, bytes, bytes | None]]:
+    """Every committed record of a changelog topic: (partition, key, value)."""
+    consumer = Consumer(
+        client_config(
+            settings,
+            **{
+                "group.id": "o2c-bench-state",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            },
+        )
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        pending = set(partitions)
+        while pending:
+            for msg in consumer.consume(10_000, 1.0):
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
+                        continue
+                    raise RuntimeError(msg.error())
+                yield msg.partition(), msg.key(), msg.value()
+    finally:
+        consumer.close()
+
+
+def topic_bytes(broker_dir: Path | None, topic: str) -> int | None:
+    """Bytes of a topic's log segments on the broker's disk (None when the log dir is unknown)."""
+    if broker_dir is None or not broker_dir.is_dir():
+        return None
+    return sum(  # allocated blocks: index files are preallocated sparse files of 10 MiB
+        f.stat().st_blocks * 512 for d in broker_dir.glob(f"{topic}-*") for f in d.iterdir() if f.is_file()
+    )
+
+
+def fill_changelog(settings, topic: str, partitions: int, templates: list[bytes], orders: int) -> int:
+    """Produce copies of `templates` (OrderState bytes) under new order ids until the changelog
+    holds `orders` distinct orders; returns the records produced."""
+    producer = Producer(producer_config(settings))
+    produced = 0
+    copy = 0
+    needed = orders - len(templates)
+    while produced < needed:
+        copy += 1
+        for raw in templates:
+            if produced >= needed:
+                break
+            state = OrderState.from_bytes(raw)
+            state.order_id = f"{state.order_id}-c{copy}"
+            key = state.order_id.encode()
+            while True:
+                try:
+                    producer.produce(topic, state.to_bytes(), key, partition=partition_of(key, partitions))
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+            produced += 1
+            if produced % 10_000 == 0:
+                producer.poll(0)
+    producer.flush(120)
+    return produced
+
+
+def start_until_ready(label: str, env: dict[str, str], workdir: Path, timeout: float = 1800) -> tuple[
+    subprocess.Popen, float, Path
+]:
+    """Start a worker and return it with the seconds from start to its first 200 on `/ready`."""
+    log_path = workdir / f"{label}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process by `finish`
+    started = time.monotonic()
+    proc = subprocess.Popen(WORKER, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=ends_with_parent)
+    url = f"http://127.0.0.1:{env['O2C_WEB_PORT']}/ready"
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{label} exited with {proc.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return proc, time.monotonic() - started, log_path
+        except OSError:
+            pass
+        if time.monotonic() - started > timeout:
+            stop(proc)
+            raise RuntimeError(f"{label} not ready after {timeout:.0f} s; see {log_path}")
+        time.sleep(0.05)
+
+
+_RESTORED = re.compile(r"restored (\d+) records of (\S+) in ([\d.]+) s")
+_REBUILT = re.compile(r"SLA due index of partition \d+ rebuilt: (\d+) orders with deadlines in ([\d.]+) s")
+
+
+def log_figures(log_path: Path) -> tuple[int, float, int, float]:
+    """(changelog records restored, seconds restoring, orders indexed, seconds rebuilding)."""
+    text = log_path.read_text(errors="replace")
+    restored = [(int(n), float(s)) for n, _topic, s in _RESTORED.findall(text)]
+    rebuilt = [(int(n), float(s)) for n, s in _REBUILT.findall(text)]
+    return (
+        sum(n for n, _ in restored), sum(s for _, s in restored),
+        sum(n for n, _ in rebuilt), sum(s for _, s in rebuilt),
+    )
+
+
+def bench_state(orders: int, hold: int, broker_dir: Path | None) -> None:
+    settings = isolated_settings()
+    workdir = BENCH_DIR / settings.topic_prefix.rstrip(".")
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = workdir / "data"
+    env = worker_env(settings, settings.app_id, data, "exactly_once")
+    port = env["O2C_WEB_PORT"]
+    changelog = settings.internal_topic("orders-changelog")
+    print(f"$ python -m scripts.bench state --orders {orders} --hold {hold}")
+    try:
+        counts = preproduce_all(settings, orders)
+        total = sum(counts.values())
+        samplers: list[RssSampler] = []
+        after_rss: list[float] = []
+
+        def settle(proc: subprocess.Popen, _run: Run) -> None:
+            quiet(port)
+            after_rss.append(rss_mb(proc.pid))
+
+        grow = measure_worker(
+            settings, "grow", WORKER, env, workdir, roles=INPUT_ROLES, after=settle,
+            started_hook=lambda proc: samplers.append(RssSampler(proc.pid)),
+        )
+        samplers[0].stop()
+        rss = [mb for _, mb in samplers[0].samples]
+        quarter = max(1, len(rss) // 4)
+        print(
+            f"  grow: {total:,} input events of {orders:,} orders, one worker, exactly-once:"
+            f" {total / grow.after_s:,.0f} input events/s until the allocation loop was quiet"
+            f" ({grow.rate:,.0f} until committed); by fifth of the input:"
+            f" {' / '.join(f'{r:,.0f}' for r in fifths(grow))} events/s"
+        )
+        print(
+            f"  worker RSS: {rss[quarter - 1] if rss else 0:,.0f} MiB at a quarter of the run,"
+            f" {after_rss[0] if after_rss else 0:,.0f} MiB at the end, peak {max(rss, default=0):,.0f} MiB"
+        )
+        latest: dict[bytes, bytes] = {}
+        records = 0
+        for _partition, key, value in changelog_records(settings, changelog):
+            records += 1
+            if value is None:
+                latest.pop(key, None)
+            else:
+                latest[key] = value
+        size = topic_bytes(broker_dir, changelog)
+        mean = sum(map(len, latest.values())) / max(1, len(latest))
+        print(
+            f"  orders changelog after the grow phase: {records:,} records for {len(latest):,} orders,"
+            f" latest state {mean:,.0f} bytes on average"
+            + (f", {size / 2**20:,.1f} MiB on the broker's disk" if size is not None else "")
+        )
+        if hold > len(latest):
+            started = time.monotonic()
+            produced = fill_changelog(settings, changelog, settings.partitions, list(latest.values()), hold)
+            print(f"  hold: {produced:,} copies produced to the changelog in {time.monotonic() - started:.0f} s"
+                  f" ({hold:,} orders held)")
+        del latest
+        for label, wipe in (("catch-up", False), ("clean-restart", False), ("full-restore", True)):
+            if wipe:
+                shutil.rmtree(data, ignore_errors=True)
+            proc, ready_s, log_path = start_until_ready(label, env, workdir)
+            resident = rss_mb(proc.pid)
+            stop(proc)
+            restored, restore_s, indexed, index_s = log_figures(log_path)
+            rate = f" = {restored / restore_s:,.0f} records/s" if restore_s else ""
+            print(
+                f"  {label}: ready {ready_s:.1f} s after start; {restored:,} changelog records restored in"
+                f" {restore_s:.1f} s{rate}; SLA index rebuilt for {indexed:,} orders in {index_s:.1f} s;"
+                f" RSS when ready {resident:,.0f} MiB"
+            )
+        size = topic_bytes(broker_dir, changelog)
+        if size is not None:
+            print(f"  orders changelog at the end: {size / 2**20:,.1f} MiB on the broker's disk")
+        print(f"  worker logs: {workdir}")
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+        delete_topics_of(settings)
