@@ -1,0 +1,390 @@
+"""The order timeline: one entry per published change of the order, with what changed.
+
+Support staff ask "what happened to this order, in which order, and because of what?". The
+`OrderStatusChanged` stream answers it but lives downstream; the timeline keeps the answer
+in the order's own state, bounded: the last `MAX_TIMELINE_ENTRIES` entries in full, the
+older ones folded into a summary (how many, of which cause types, first/last seq and times).
+
+An entry is made for each `OrderStatusChanged` the order publishes (`seq` is that record's
+`seq`: 1, 2, 3... without gaps until entries are folded). Changes that publish nothing (a
+duplicate, an event buffered before OrderPlaced, ShipmentPicked) make no entry: they do not
+change the order as the outside sees it. Rules and sizes: docs/operations-api.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tables.allocation import AllocationResult
+from tables.order_state import MILESTONES, OrderState
+from tables.sla import breached_milestones
+
+MAX_TIMELINE_ENTRIES = 16
+"""Entries kept in full per order. A typical order publishes 8-12 changes (placed, accepted,
+one allocation answer per line, dispatch, delivery, invoice, payment), so most orders keep
+their whole story; an entry costs about 150-250 bytes of state."""
+
+LINE_BUCKETS: tuple[str, ...] = (
+    "ordered", "cancelled", "allocated", "backordered", "shipped", "delivered", "invoiced",
+)
+"""The line quantities an entry reports (those of the status record; `pending` is the
+allocation contract's bookkeeping, not a business quantity)."""
+AMOUNTS: tuple[str, ...] = ("invoiced_minor", "paid_minor", "refunded_minor")
+
+INVENTORY_SOURCE = "inventory"
+"""`source` of an entry caused by an allocation answer (the inventory side of this app)."""
+SLA_SOURCE = "sla"
+"""`source` of an entry caused by the SLA timer (`tables.sla.timer_cause`)."""
+
+
+class BreachOutcome:
+    LATE = "LATE"  # reached after its due time
+    ON_TIME = "ON_TIME"  # reached in time, the breach was detected before the event arrived
+    WITHDRAWN = "WITHDRAWN"  # the order was cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class LineChange:
+    """What changed on one line: non-zero bucket deltas, the warehouse and promise moves."""
+
+    line_id: str
+    deltas: tuple[tuple[str, int], ...] = ()  # (bucket, delta), in LINE_BUCKETS order
+    warehouse: tuple[str | None, str | None] | None = None  # (before, after) when it moved
+    promised_at: tuple[int | None, int | None] | None = None  # (before, after) when it moved
+
+    def to_list(self) -> list[Any]:
+        return [self.line_id, [list(d) for d in self.deltas],
+                list(self.warehouse) if self.warehouse else None,
+                list(self.promised_at) if self.promised_at else None]
+
+    @classmethod
+    def from_list(cls, v: Sequence[Any]) -> LineChange:
+        return cls(v[0], tuple((b, d) for b, d in v[1]), tuple(v[2]) if v[2] else None,
+                   tuple(v[3]) if v[3] else None)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One published change: its cause, its times, and what changed."""
+
+    seq: int  # OrderStatusChanged.seq of the change
+    status_before: str | None
+    status_after: str | None
+    cause_type: str  # event_type, "AllocationResult" or "SlaBreached"
+    cause_id: str  # event_id, result_id, or sla:<order_id>:<milestone>
+    source: str | None  # source system of the event; "inventory"; "sla"
+    correlation_id: str | None
+    occurred_at: int | None  # business time of the cause
+    processed_at: int  # when the app applied it (wall clock, from the caller)
+    lines: tuple[LineChange, ...] = ()
+    holds_added: tuple[str, ...] = ()
+    holds_removed: tuple[str, ...] = ()
+    amounts: tuple[tuple[str, int], ...] = ()  # (name, delta), in AMOUNTS order
+    milestones: tuple[str, ...] = ()  # milestone timestamps first set (placed_at, ...)
+    breaches_opened: tuple[str, ...] = ()  # SLA milestones breached
+    breaches_closed: tuple[tuple[str, str], ...] = ()  # (milestone, BreachOutcome)
+    exceptions: tuple[str, ...] = ()  # codes raised, oldest first (at most 20 known)
+    exceptions_count: int = 0  # how many were raised (may exceed len(exceptions))
+
+    def to_list(self) -> list[Any]:
+        """Compact positional form; the change parts are a dict of the non-empty ones."""
+        changes: dict[str, Any] = {}
+        if self.lines:
+            changes["l"] = [c.to_list() for c in self.lines]
+        if self.holds_added:
+            changes["ha"] = list(self.holds_added)
+        if self.holds_removed:
+            changes["hr"] = list(self.holds_removed)
+        if self.amounts:
+            changes["a"] = [list(a) for a in self.amounts]
+        if self.milestones:
+            changes["m"] = list(self.milestones)
+        if self.breaches_opened:
+            changes["bo"] = list(self.breaches_opened)
+        if self.breaches_closed:
+            changes["bc"] = [list(b) for b in self.breaches_closed]
+        if self.exceptions_count:
+            changes["x"] = list(self.exceptions)
+            changes["xn"] = self.exceptions_count
+        return [
+            self.seq, self.status_before, self.status_after, self.cause_type, self.cause_id,
+            self.source, self.correlation_id, self.occurred_at, self.processed_at, changes,
+        ]
+
+    @classmethod
+    def from_list(cls, v: Sequence[Any]) -> TimelineEntry:
+        c = v[9]
+        return cls(
+            *v[:9],
+            lines=tuple(LineChange.from_list(x) for x in c.get("l", ())),
+            holds_added=tuple(c.get("ha", ())),
+            holds_removed=tuple(c.get("hr", ())),
+            amounts=tuple((n, d) for n, d in c.get("a", ())),
+            milestones=tuple(c.get("m", ())),
+            breaches_opened=tuple(c.get("bo", ())),
+            breaches_closed=tuple((m, o) for m, o in c.get("bc", ())),
+            exceptions=tuple(c.get("x", ())),
+            exceptions_count=c.get("xn", 0),
+        )
+
+    def view(self) -> dict[str, Any]:
+        """The named JSON form (GET /orders/{id}/timeline)."""
+        return {
+            "seq": self.seq,
+            "status_before": self.status_before,
+            "status_after": self.status_after,
+            "cause_event_type": self.cause_type,
+            "cause_event_id": self.cause_id,
+            "source": self.source,
+            "correlation_id": self.correlation_id,
+            "occurred_at": self.occurred_at,
+            "processed_at": self.processed_at,
+            "changes": {
+                "lines": [
+                    {
+                        "line_id": c.line_id,
+                        **{b: d for b, d in c.deltas},
+                        **({"warehouse_id": {"from": c.warehouse[0], "to": c.warehouse[1]}} if c.warehouse else {}),
+                        **({"promised_at": {"from": c.promised_at[0], "to": c.promised_at[1]}}
+                           if c.promised_at else {}),
+                    }
+                    for c in self.lines
+                ],
+                "holds_added": list(self.holds_added),
+                "holds_removed": list(self.holds_removed),
+                "amounts": dict(self.amounts),
+                "milestones_reached": list(self.milestones),
+                "breaches_opened": list(self.breaches_opened),
+                "breaches_closed": [{"milestone": m, "outcome": o} for m, o in self.breaches_closed],
+                "exceptions": list(self.exceptions),
+                "exceptions_count": self.exceptions_count,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineSummary:
+    """The entries folded out of the timeline: how many, their seq and time range, and how
+    many of each cause type (and exceptions) they had."""
+
+    entries: int
+    first_seq: int
+    last_seq: int
+    first_occurred_at: int | None
+    last_occurred_at: int | None
+    first_processed_at: int
+    last_processed_at: int
+    by_cause_type: tuple[tuple[str, int], ...]  # sorted by type
+    exceptions: int
+
+    @classmethod
+    def of(cls, entry: TimelineEntry) -> TimelineSummary:
+        return cls(1, entry.seq, entry.seq, entry.occurred_at, entry.occurred_at, entry.processed_at,
+                   entry.processed_at, ((entry.cause_type, 1),), entry.exceptions_count)
+
+    def fold(self, entry: TimelineEntry) -> TimelineSummary:
+        """This summary with `entry` (the next older-than-kept entry, in seq order) added."""
+        counts = dict(self.by_cause_type)
+        counts[entry.cause_type] = counts.get(entry.cause_type, 0) + 1
+        return TimelineSummary(
+            self.entries + 1,
+            self.first_seq,
+            entry.seq,
+            _first(self.first_occurred_at, entry.occurred_at, min),
+            _first(self.last_occurred_at, entry.occurred_at, max),
+            self.first_processed_at,
+            entry.processed_at,
+            tuple(sorted(counts.items())),
+            self.exceptions + entry.exceptions_count,
+        )
+
+    def to_list(self) -> list[Any]:
+        return [self.entries, self.first_seq, self.last_seq, self.first_occurred_at,
+                self.last_occurred_at, self.first_processed_at, self.last_processed_at,
+                [list(x) for x in self.by_cause_type], self.exceptions]
+
+    @classmethod
+    def from_list(cls, v: Sequence[Any]) -> TimelineSummary:
+        return cls(*v[:7], tuple((t, n) for t, n in v[7]), v[8])
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "entries": self.entries,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "first_occurred_at": self.first_occurred_at,
+            "last_occurred_at": self.last_occurred_at,
+            "first_processed_at": self.first_processed_at,
+            "last_processed_at": self.last_processed_at,
+            "by_cause_type": dict(self.by_cause_type),
+            "exceptions": self.exceptions,
+        }
+
+
+def _first(a: int | None, b: int | None, pick: Any) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return pick(a, b)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Kept entries (seq ascending) and the summary of those folded before them."""
+
+    entries: tuple[TimelineEntry, ...] = ()
+    summary: TimelineSummary | None = None
+
+    @property
+    def last_seq(self) -> int:
+        if self.entries:
+            return self.entries[-1].seq
+        return self.summary.last_seq if self.summary is not None else 0
+
+    def to_list(self) -> list[Any]:
+        """Compact form, to append to the order state's positional array."""
+        return [[e.to_list() for e in self.entries],
+                self.summary.to_list() if self.summary is not None else None]
+
+    @classmethod
+    def from_list(cls, v: Sequence[Any] | None) -> Timeline:
+        """None (a state written before timelines existed) reads as an empty timeline."""
+        if not v:
+            return cls()
+        return cls(tuple(TimelineEntry.from_list(e) for e in v[0]),
+                   TimelineSummary.from_list(v[1]) if v[1] is not None else None)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "entries": [e.view() for e in self.entries],
+            "earlier": self.summary.view() if self.summary is not None else None,
+        }
+
+
+EMPTY = Timeline()
+
+
+def append(history: Timeline, entry: TimelineEntry, max_entries: int = MAX_TIMELINE_ENTRIES) -> Timeline:
+    """`history` with `entry` added last; beyond `max_entries` the oldest are folded into the
+    summary. ValueError for an entry not after the last one (a change recorded twice is a bug
+    of the caller, not something to hide)."""
+    if max_entries < 1:
+        raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+    if entry.seq <= history.last_seq:
+        raise ValueError(f"timeline entry seq {entry.seq} is not after {history.last_seq}")
+    entries = (*history.entries, entry)
+    summary = history.summary
+    extra = len(entries) - max_entries
+    for old in entries[:max(extra, 0)]:
+        summary = TimelineSummary.of(old) if summary is None else summary.fold(old)
+    return Timeline(entries[max(extra, 0):], summary)
+
+
+# -- what changed ---------------------------------------------------------------------
+def _cause_fields(cause: Mapping[str, Any] | AllocationResult) -> tuple[str, str, str | None, str | None, int | None]:
+    """(type, id, source, correlation_id, occurred_at) of a status event's cause."""
+    if isinstance(cause, AllocationResult):
+        return cause.TYPE, cause.result_id, INVENTORY_SOURCE, None, cause.occurred_at
+    etype = cause["event_type"]
+    source = cause.get("source") or (SLA_SOURCE if etype == "SlaBreached" else None)
+    return etype, cause["event_id"], source, cause.get("correlation_id"), cause.get("occurred_at")
+
+
+def _line_changes(before: OrderState | None, after: OrderState) -> tuple[LineChange, ...]:
+    old_lines = before.lines if before is not None else {}
+    out = []
+    for lid, ln in after.lines.items():
+        old = old_lines.get(lid)
+        deltas = tuple(
+            (b, getattr(ln, b) - (getattr(old, b) if old is not None else 0))
+            for b in LINE_BUCKETS
+            if getattr(ln, b) != (getattr(old, b) if old is not None else 0)
+        )
+        wh = (old.warehouse_id if old is not None else None, ln.warehouse_id)
+        promise = (old.promised_at if old is not None else None, ln.promised_at)
+        moved = wh if old is not None and wh[0] != wh[1] else None
+        promised = promise if promise[0] != promise[1] else None
+        if deltas or moved or promised:
+            out.append(LineChange(lid, deltas, moved, promised))
+    return tuple(out)
+
+
+def _closed_outcome(b: Mapping[str, Any]) -> str:
+    if b.get("met_at") is None:
+        return BreachOutcome.WITHDRAWN
+    return BreachOutcome.LATE if b.get("late") else BreachOutcome.ON_TIME
+
+
+def entry_for(
+    before: OrderState | None,
+    after: OrderState,
+    cause: Mapping[str, Any] | AllocationResult,
+    processed_at: int,
+) -> TimelineEntry | None:
+    """The entry of the status change `cause` made, or None when it published nothing.
+
+    Call it after `tables.views.status_event` (which moved `seq` and `last_status`), with
+    `before` a copy of the state taken before the input was applied (None for a new order)
+    and `cause` the cause given to `status_event`.
+    """
+    seq_before = before.seq if before is not None else 0
+    if after.seq == seq_before:
+        return None
+    ctype, cid, source, corr, occurred = _cause_fields(cause)
+    old_holds = before.holds if before is not None else {}
+    amounts = tuple(
+        (a, getattr(after, a) - (getattr(before, a) if before is not None else 0))
+        for a in AMOUNTS
+        if getattr(after, a) != (getattr(before, a) if before is not None else 0)
+    )
+    milestones = tuple(
+        m for m in MILESTONES
+        if getattr(after, m) is not None and (before is None or getattr(before, m) is None)
+    )
+    had = breached_milestones(before) if before is not None else set()
+    opened = tuple(
+        b["milestone"] for b in (*after.open_breaches, *after.closed_breaches) if b["milestone"] not in had
+    )
+    was_closed = {b["milestone"] for b in before.closed_breaches} if before is not None else set()
+    closed = tuple(
+        (b["milestone"], _closed_outcome(b)) for b in after.closed_breaches if b["milestone"] not in was_closed
+    )
+    n_exc = after.exceptions_total - (before.exceptions_total if before is not None else 0)
+    codes = tuple(e.code for e in after.exceptions[-n_exc:]) if n_exc > 0 else ()
+    return TimelineEntry(
+        seq=after.seq,
+        status_before=before.last_status if before is not None else None,
+        status_after=after.last_status,
+        cause_type=ctype,
+        cause_id=cid,
+        source=source,
+        correlation_id=corr,
+        occurred_at=occurred,
+        processed_at=processed_at,
+        lines=_line_changes(before, after),
+        holds_added=tuple(sorted(set(after.holds) - set(old_holds))),
+        holds_removed=tuple(sorted(set(old_holds) - set(after.holds))),
+        amounts=amounts,
+        milestones=milestones,
+        breaches_opened=opened,
+        breaches_closed=closed,
+        exceptions=codes,
+        exceptions_count=max(n_exc, 0),
+    )
+
+
+def record(
+    history: Timeline,
+    before: OrderState | None,
+    after: OrderState,
+    cause: Mapping[str, Any] | AllocationResult,
+    processed_at: int,
+    max_entries: int = MAX_TIMELINE_ENTRIES,
+) -> Timeline:
+    """`append(history, entry_for(...))`, or `history` itself when nothing was published."""
+    entry = entry_for(before, after, cause, processed_at)
+    return history if entry is None else append(history, entry, max_entries)
+
