@@ -108,6 +108,10 @@ class Settings(BaseSettings):
         64, ge=1, description="Segment size (MiB) of the changelog topics this app creates: the log "
         "cleaner compacts closed segments only (docs/runtime.md)."
     )
+    timeline_entries: int = Field(
+        16, ge=0, description="Changes kept in full in each order's timeline (GET "
+        "/orders/{id}/timeline); older ones are summarised; 0 keeps no timeline (docs/operations-api.md)."
+    )
     batch_size: int = Field(1000, ge=1, description="Most records an agent takes per batch.")
     sla_policy_path: Path | None = Field(
         None,

@@ -160,6 +160,9 @@ class OrderState:
     # SLA (tables.sla): {milestone, due_at, detected_at}; closed ones add {met_at, late}
     open_breaches: list[dict[str, Any]] = field(default_factory=list)
     closed_breaches: list[dict[str, Any]] = field(default_factory=list)
+    # What changed, change by change (tables.timeline), in its stored positional form: decoded
+    # only to append past the kept length or to answer GET /orders/{id}/timeline.
+    timeline: list[Any] | None = None
 
     # -- derived helpers -------------------------------------------------------------
     @property
@@ -211,6 +214,7 @@ class OrderState:
                 self.seq, self.last_status,
                 self.open_breaches,
                 self.closed_breaches,
+                self.timeline,
             ]
         ).encode()
 
@@ -235,6 +239,7 @@ class OrderState:
         s.seq, s.last_status = v[32], v[33]
         s.open_breaches = v[34]
         s.closed_breaches = v[35] if len(v) > 35 else []  # absent in states written before
+        s.timeline = v[36] if len(v) > 36 else None
         return s
 
 

@@ -72,6 +72,22 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/orders/{order_id}/timeline": {
+        "get": {
+            "summary": "Every published change of one order in order (routed to its owner): seq, "
+            "status before/after, cause event type and id, source system, correlation id, business "
+            "time (occurred_at), processing time, and what changed (line quantity deltas, holds, "
+            "amounts, milestones reached, breaches opened/closed, exceptions raised). The last "
+            "O2C_TIMELINE_ENTRIES changes in full, older ones summarised under `earlier`.",
+            "parameters": [_key("order_id")],
+            "responses": {
+                "200": _json("order_id, seq, status, entries[], earlier (null or the summary of older changes)"),
+                "400": _json("malformed order_id", ERROR),
+                "404": _json("unknown order", ERROR),
+                "503": MOVING,
+            },
+        }
+    },
     "/atp/{sku}": {
         "get": {
             "summary": "Available to promise of one SKU at every warehouse and across the network "

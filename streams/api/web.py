@@ -24,7 +24,9 @@ from streams.runtime.partitioner import partition_of
 from streams.settings import Settings
 from tables.inventory import atp_view, warehouse_view
 from tables.order import derive_status, to_view
+from tables.order_state import OrderState
 from tables.sla import CHANNELS, MILESTONES, merge_breach_listings
+from tables.timeline import Timeline
 
 if TYPE_CHECKING:
     from streams.app import Worker
@@ -248,6 +250,26 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             return error(self, 404, f"unknown order {order_id!r}")
         return self.json(view)
 
+    @app.page("/orders/{order_id}/timeline")
+    async def timeline(self: View, request: Request, order_id: str) -> Response:
+        """The order's changes in order (tables/timeline.py; docs/operations-api.md)."""
+        if not KEY_PATTERN.match(order_id):
+            return error(self, 400, f"order_id must be {KEY_RULE}")
+        routed = await route(self, request, order_topic, orders.store, order_id)
+        if routed is STANDBY:
+            state = orders.store.lookup_standby(order_id.encode())
+            if state is None:
+                return unavailable(self, f"partition of {order_id!r} is moving to another worker")
+            return self.json(timeline_view(state), headers=dict(STALE_HEADER))
+        if routed is not LOCAL:
+            return routed
+        with orders.store.mutex:
+            state = orders.lookup(order_id)
+            body = timeline_view(state) if state is not None else None
+        if body is None:
+            return error(self, 404, f"unknown order {order_id!r}")
+        return self.json(body)
+
     @app.page("/atp/{sku}")
     async def atp(self: View, request: Request, sku: str) -> Response:
         return await sku_position(self, request, sku, None)
@@ -340,6 +362,15 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         if failed:
             body["unreachable_workers"] = failed
         return self.json(body)
+
+
+def timeline_view(state: OrderState) -> dict[str, Any]:
+    return {
+        "order_id": state.order_id,
+        "seq": state.seq,
+        "status": state.last_status,
+        **Timeline.from_list(state.timeline).view(),
+    }
 
 
 async def fetch_json(app: faust.App, url: str) -> Any:

@@ -41,6 +41,7 @@ from tables.allocation import AllocationResult
 from tables.emission import Cause, Emission, breached, emission_of
 from tables.order import InvalidEvent, OrderState, apply_allocation, apply_event, status_event
 from tables.sla import apply_under_sla
+from tables.timeline import Before, append_stored, before_of, entry_for
 
 log = logging.getLogger("o2c.orders")
 
@@ -82,6 +83,11 @@ class OrderAgent(BatchAgent):
             self.stores.append(self.sla.stream_times)
         if settings.sla_clock == "wall":
             self.punctuate_interval = settings.sla_check_interval
+        self.timeline_entries = settings.timeline_entries
+        # What a timeline entry compares with, taken before each input (none when it is off).
+        self.before_of: Callable[[OrderState], Before | None] = (
+            before_of if self.timeline_entries else lambda state: None
+        )
 
     # ------------------------------------------------------------------ runtime callbacks
 
@@ -158,30 +164,36 @@ class OrderAgent(BatchAgent):
             state = self.store.get(partition, key)
             if state is None:  # the inventory answers only lines it was asked about
                 raise InvalidEvent(f"allocation result for unknown order {order_id!r}")
+            before = self.before_of(state)
             apply = partial(apply_allocation, state, result)
         else:
             order_id, at = item["order_id"], item["occurred_at"]
             if sla.observe(partition, at):  # event clock: the stream time moved, check first
                 sla.check(partition, send, sla.now(partition))
             key = order_id.encode()
-            state = self.store.get(partition, key) or OrderState(order_id)
+            state = self.store.get(partition, key)
+            before = self.before_of(state) if state is not None else None
+            if state is None:
+                state = OrderState(order_id)
             apply = partial(apply_event, state, item, now=now)
         sla_now = sla.now(partition)
-        before = sla.may_be_overdue(partition, key, sla_now)
-        outcome, step = apply_under_sla(state, apply, at, sla.policy, sla.kind, sla_now, check_before=before)
+        overdue = sla.may_be_overdue(partition, key, sla_now)
+        outcome, step = apply_under_sla(state, apply, at, sla.policy, sla.kind, sla_now, check_before=overdue)
         if outcome.duplicate:
             METRICS.duplicates.inc()
             if step.before:  # breached before the duplicate: the index entries change
                 sla.touch(partition, key)
         else:
             sla.touch(partition, key, step.pending)
-        self.emit(send, record, partition, key, state, emission_of(state, outcome, step, item))
+        self.emit(send, record, partition, key, state, emission_of(state, outcome, step, item), before)
 
     def emit(
-        self, send: Send, record: Any, partition: int, key: bytes, state: OrderState, emission: Emission
+        self, send: Send, record: Any, partition: int, key: bytes, state: OrderState, emission: Emission,
+        before: Before | None = None,
     ) -> None:
         """Send what the emission rules (tables/emission.py) listed, in their order, and store
-        the state when they say so."""
+        the state when they say so; `before` (the state before the input) makes the timeline
+        entry of a published change."""
         for breach in emission.breaches:
             send(self.breaches_topic, key, self.codec.encode("sla-breaches", breach), None)
             METRICS.child(METRICS.sla_breaches, breach["milestone"]).inc()
@@ -191,7 +203,11 @@ class OrderAgent(BatchAgent):
             METRICS.child(METRICS.business_exceptions, exc.code).inc()
             log.debug("business exception order_id=%s code=%s: %s", state.order_id, exc.code, exc.detail)
         if emission.status_cause is not None:
-            self.publish_status(send, partition, key, state, emission.status_cause)
+            emitted_at = self.publish_status(send, partition, key, state, emission.status_cause)
+            if self.timeline_entries:
+                entry = entry_for(before, state, emission.status_cause, emitted_at)
+                if entry is not None:
+                    state.timeline = append_stored(state.timeline, entry, self.timeline_entries)
         if emission.allocation:
             cause = record.cause_header()  # the inventory agent orders it by its cause's time
             for message in emission.allocation:
@@ -200,7 +216,8 @@ class OrderAgent(BatchAgent):
         if emission.store:
             self.store.put(partition, key, state)
 
-    def publish_status(self, send: Send, partition: int, key: bytes, state: OrderState, cause: Cause) -> None:
+    def publish_status(self, send: Send, partition: int, key: bytes, state: OrderState, cause: Cause) -> int:
+        """Publish the order's next status event; its `emitted_at`."""
         previous = state.last_status
         emitted_at = int(time.time() * 1000)
         record = status_event(state, cause, emitted_at=emitted_at)
@@ -213,14 +230,16 @@ class OrderAgent(BatchAgent):
             self.status_counts.moved(partition, state, previous, status)
             log.debug("order_id=%s status %s -> %s seq=%d", state.order_id, previous, status, record["seq"])
         self.notify(state.order_id)
+        return emitted_at
 
     def breach_overdue(self, send: Send, partition: int, key: bytes, state: OrderState, now: int) -> bool:
         """For an SLA check: breach and publish what is overdue in the order's state."""
         with self.store.mutex:
+            before = self.before_of(state)
             records, raised = self.sla.breach(partition, key, state, now)
             if not records:
                 return False
-            self.emit(send, None, partition, key, state, breached(state, records, raised))
+            self.emit(send, None, partition, key, state, breached(state, records, raised), before)
         return True
 
     # ------------------------------------------------------------------ queries

@@ -152,6 +152,7 @@ ENTRIES = st.lists(
 @settings(max_examples=150, deadline=None)
 def test_the_history_keeps_the_last_entries_and_a_summary_of_the_rest(rows, max_entries):
     history = tl.EMPTY
+    stored = None  # the order agent's form: appended without decoding the kept entries
     made = []
     seq = 0
     for gap, kind, occurred, exc in rows:
@@ -159,6 +160,8 @@ def test_the_history_keeps_the_last_entries_and_a_summary_of_the_rest(rows, max_
         e = entry(seq, kind, occurred, exc)
         made.append(e)
         history = tl.append(history, e, max_entries)
+        stored = json.loads(json.dumps(tl.append_stored(stored, e, max_entries)))
+    assert Timeline.from_list(stored) == history
     kept = made[-max_entries:]
     folded = made[: len(made) - len(kept)]
     assert history.entries == tuple(kept)
