@@ -72,6 +72,7 @@ class SlaChecks:
         # (-inf: one was touched without its deadlines)
         self.touched_low: dict[int, float] = {}
         self.stream_times: PartitionedStore[int] | None = None
+        store.track_replays = True  # `_open` catches the index up on what a restore replayed
         if self.kind == "event":  # stream time (highest occurred_at applied) per partition
             self.stream_times = table_store(settings, "sla-stream-time", int, lambda v: str(v).encode())
 
@@ -230,22 +231,47 @@ class SlaChecks:
             self._close(partition)
 
     def _open(self, partition: int) -> None:
+        """The index as left on disk if it covers the persisted states; else caught up on the
+        orders a restore (or a standby) replayed since it covered them; else rebuilt."""
         persisted = self.store.position(partition)
+        replayed = self.store.take_replayed(partition)
         index = self.indexes.open(partition)
-        if persisted is None or index.covered_offset() != persisted:
-            index = self.indexes.reset(partition)
+        covered = index.covered_offset()
+        if persisted is None or covered != persisted:
             started = time.monotonic()
-            orders = self._rebuild(index, partition)
+            if replayed is not None and replayed[1] is not None and replayed[0] == covered is not None:
+                orders = self._reindex(index, partition, replayed[1])
+                how = "caught up on the replayed tail"
+            else:
+                index = self.indexes.reset(partition)
+                orders = self._rebuild(index, partition)
+                how = "rebuilt"
             log.info(
-                "SLA due index of partition %d rebuilt: %d orders with deadlines in %.2f s",
-                partition, orders, time.monotonic() - started,
+                "SLA due index of partition %d %s: %d orders in %.2f s",
+                partition, how, orders, time.monotonic() - started,
             )
+            if persisted is not None:
+                index.set_covered_offset(persisted)  # it reflects exactly the persisted states
         next_due = index.next_due()
         self.horizon[partition] = float("inf") if next_due is None else next_due
         if self.stream_times is not None:
             self.clock.forget(partition)
             self.clock.seed(partition, self.stream_times.get(partition, _STREAM_TIME_KEY))
         self.ready[partition] = index
+
+    def _reindex(self, index: DueIndex, partition: int, keys: set[bytes]) -> int:
+        """Reschedule the given orders from their persisted states (gone: unscheduled)."""
+        for key in keys:
+            raw = self.store.dbs[partition].get(key)
+            order_id = key.decode()
+            if raw is None:
+                index.unschedule(order_id)
+                index.set_open_breaches(order_id, [])
+                continue
+            state = OrderState.from_bytes(raw)
+            index.schedule(order_id, pending_deadlines(state, self.policy, self.kind))
+            index.set_open_breaches(order_id, state.open_breaches, state.channel, state.region)
+        return len(keys)
 
     def _rebuild(self, index: DueIndex, partition: int) -> int:
         """Index the partition's stored states, a chunk at a time."""
@@ -278,10 +304,12 @@ class SlaChecks:
         covering the partition's persisted changelog position."""
         uncommitted = self.store.uncommitted_partitions()
         for partition, index in self.ready.items():
-            if index.marked or partition in uncommitted or self.touched.get(partition):
+            if partition in uncommitted or self.touched.get(partition):
                 continue
             persisted = self.store.position(partition)
-            if persisted is not None:
+            # Marked and unchanged since, while the states moved on: the changes did not move
+            # any deadline (nothing written), so the mark moves with them.
+            if persisted is not None and not (index.marked and index.covered_offset() == persisted):
                 index.set_covered_offset(persisted)
 
     def close_all(self) -> None:

@@ -32,6 +32,8 @@ log = logging.getLogger("o2c.state")
 V = TypeVar("V")
 OFFSET_KEY = b"__o2c_changelog_position__"
 """RocksDB key of the changelog position: every changelog record below it is in the DB."""
+MAX_REPLAYED_KEYS = 100_000
+"""Keys a partition's replay remembers for `take_replayed`; beyond, derived data is rebuilt."""
 
 
 class PartitionedStore(Generic[V]):
@@ -67,6 +69,10 @@ class PartitionedStore(Generic[V]):
         self._pending: dict[int, dict[bytes, bytes]] = {}  # flushed, waiting for the commit
         self._last_sent: dict[int, int] = {}  # partition -> offset of the last changelog record
         self.on_discard: list[Callable[[], None]] = []
+        # With `track_replays`: per partition, the position before changelog records were first
+        # replayed into it (a restore, a standby) and the keys they wrote (None: too many).
+        self.track_replays = False
+        self._replayed: dict[int, tuple[int | None, set[bytes] | None]] = {}
 
     # ------------------------------------------------------------------ partitions
 
@@ -87,6 +93,7 @@ class PartitionedStore(Generic[V]):
     def close(self, partition: int) -> None:
         """Forget the partition's memory and close its DB (the files stay for a later return)."""
         self.deactivate(partition)
+        self._replayed.pop(partition, None)
         self.standby.discard(partition)
         self.standby_current.discard(partition)
         db = self.dbs.pop(partition, None)
@@ -105,6 +112,13 @@ class PartitionedStore(Generic[V]):
 
     def restore_batch(self, partition: int, records: list[tuple[bytes, bytes | None]], position: int) -> None:
         """Apply changelog records (None value: a tombstone) and the new position atomically."""
+        if self.track_replays:
+            start, keys = self._replayed.get(partition) or (self.position(partition), set())
+            if keys is not None:
+                keys.update(key for key, _ in records)
+                if len(keys) > MAX_REPLAYED_KEYS:
+                    keys = None
+            self._replayed[partition] = (start, keys)
         batch = WriteBatch(raw_mode=True)
         for key, value in records:
             if value is None:
@@ -113,6 +127,13 @@ class PartitionedStore(Generic[V]):
                 batch.put(key, value)
         batch.put(OFFSET_KEY, str(position).encode())
         self.open(partition).write(batch)
+
+    def take_replayed(self, partition: int) -> tuple[int | None, set[bytes] | None] | None:
+        """What changelog replays wrote into the partition since the last call: the position
+        before the first of them and the keys written (None: more than MAX_REPLAYED_KEYS);
+        None when nothing was replayed. Lets derived data (the SLA index) catch up on the
+        tail instead of being rebuilt from every value."""
+        return self._replayed.pop(partition, None)
 
     # ------------------------------------------------------------------ reads and writes
 
