@@ -160,9 +160,9 @@ class OrderState:
     # SLA (tables.sla): {milestone, due_at, detected_at}; closed ones add {met_at, late}
     open_breaches: list[dict[str, Any]] = field(default_factory=list)
     closed_breaches: list[dict[str, Any]] = field(default_factory=list)
-    # What changed, change by change (tables.timeline), in its stored positional form: decoded
-    # only to append past the kept length or to answer GET /orders/{id}/timeline.
-    timeline: list[Any] | None = None
+    # What changed, change by change (tables.timeline), as its stored bytes: appended to without
+    # decoding, decoded only to fold old entries or to answer GET /orders/{id}/timeline.
+    timeline: bytes | None = None
 
     # -- derived helpers -------------------------------------------------------------
     @property
@@ -214,13 +214,15 @@ class OrderState:
                 self.seq, self.last_status,
                 self.open_breaches,
                 self.closed_breaches,
-                self.timeline,
             ]
-        ).encode()
+        ).encode() + (_TIMELINE + self.timeline if self.timeline else b"")
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> OrderState:
-        v = _decode(data)
+        if isinstance(data, str):
+            data = data.encode()
+        main, _, timeline = data.partition(_TIMELINE)
+        v = _decode(main)
         if v[0] != FORMAT_VERSION:
             raise ValueError(f"unsupported OrderState format version {v[0]!r}")
         s = cls(*v[1:17])
@@ -239,10 +241,13 @@ class OrderState:
         s.seq, s.last_status = v[32], v[33]
         s.open_breaches = v[34]
         s.closed_breaches = v[35] if len(v) > 35 else []  # absent in states written before
-        s.timeline = v[36] if len(v) > 36 else None
+        s.timeline = timeline or None
         return s
 
 
+_TIMELINE = b"\n"
+"""Separates the state's JSON from its timeline's bytes (never in compact JSON: newlines in
+strings are escaped), so that decoding a state leaves the timeline undecoded."""
 _encode = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
 ).encode

@@ -13,6 +13,7 @@ change the order as the outside sees it. Rules and sizes: docs/operations-api.md
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -423,23 +424,46 @@ def record(
 
 
 
-def append_stored(
-    stored: list[Any] | None, entry: TimelineEntry, max_entries: int = MAX_TIMELINE_ENTRIES
-) -> list[Any]:
-    """`append` on the stored form (`Timeline.to_list()`, None for none yet), decoding only the
-    entries folded into the summary: the order agent appends without decoding the history."""
+_SEP = b"\x1e"
+"""Separates the stored timeline's parts (never in compact JSON: control characters in strings
+are escaped): the summary (or null), then each kept entry, oldest first."""
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+
+
+def append_stored(stored: bytes | None, entry: TimelineEntry, max_entries: int = MAX_TIMELINE_ENTRIES) -> bytes:
+    """`append` on the stored form (`to_stored`): the new entry is encoded and added; only the
+    entries folded into the summary, and the last one (its seq), are decoded."""
     if max_entries < 1:
         raise ValueError(f"max_entries must be at least 1, got {max_entries}")
-    entries, summary = (stored[0], stored[1]) if stored else ([], None)
-    last = entries[-1][0] if entries else (summary[2] if summary is not None else 0)
-    if entry.seq <= last:
-        raise ValueError(f"timeline entry seq {entry.seq} is not after {last}")
-    entries = [*entries, entry.to_list()]
-    extra = len(entries) - max_entries
+    parts = stored.split(_SEP) if stored else [b"null"]
+    last = json.loads(parts[-1])
+    last_seq = (last[0] if len(parts) > 1 else last[2]) if last is not None else 0
+    if entry.seq <= last_seq:
+        raise ValueError(f"timeline entry seq {entry.seq} is not after {last_seq}")
+    parts.append(_json(entry.to_list()).encode())
+    extra = len(parts) - 1 - max_entries
     if extra > 0:
-        folded = TimelineSummary.from_list(summary) if summary is not None else None
-        for old in map(TimelineEntry.from_list, entries[:extra]):
-            folded = TimelineSummary.of(old) if folded is None else folded.fold(old)
-        entries = entries[extra:]
-        summary = folded.to_list() if folded is not None else None
-    return [entries, summary]
+        raw = json.loads(parts[0])
+        summary = TimelineSummary.from_list(raw) if raw is not None else None
+        for old in parts[1:1 + extra]:
+            entry_old = TimelineEntry.from_list(json.loads(old))
+            summary = TimelineSummary.of(entry_old) if summary is None else summary.fold(entry_old)
+        assert summary is not None
+        parts = [_json(summary.to_list()).encode(), *parts[1 + extra:]]
+    return _SEP.join(parts)
+
+
+def to_stored(history: Timeline) -> bytes | None:
+    """The stored form of a timeline (None when empty)."""
+    if not history.entries and history.summary is None:
+        return None
+    summary = _json(history.summary.to_list()).encode() if history.summary is not None else b"null"
+    return _SEP.join([summary, *(_json(e.to_list()).encode() for e in history.entries)])
+
+
+def from_stored(stored: bytes | None) -> Timeline:
+    """The timeline of its stored form (None: empty)."""
+    if not stored:
+        return EMPTY
+    summary, *entries = (json.loads(part) for part in stored.split(_SEP))
+    return Timeline.from_list([entries, summary])

@@ -26,7 +26,7 @@ from tables.inventory import atp_view, warehouse_view
 from tables.order import derive_status, to_view
 from tables.order_state import OrderState
 from tables.sla import CHANNELS, MILESTONES, merge_breach_listings
-from tables.timeline import Timeline
+from tables.timeline import from_stored
 
 if TYPE_CHECKING:
     from streams.app import Worker
@@ -369,7 +369,7 @@ def timeline_view(state: OrderState) -> dict[str, Any]:
         "order_id": state.order_id,
         "seq": state.seq,
         "status": state.last_status,
-        **Timeline.from_list(state.timeline).view(),
+        **from_stored(state.timeline).view(),
     }
 
 
