@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import Any
 
 import faust
@@ -209,6 +210,8 @@ def create_app(settings: Settings) -> faust.App:
     app.service(RuntimeService(app, worker.runtime))
     register_views(app, settings, worker)
     METRICS.orders_by_status.source = worker.orders.status_counts.totals
+    METRICS.sla_at_risk.source = worker.orders.sla.risk_counts
+    METRICS.business_kpis.source = lambda: worker.orders.kpis.totals().report(int(time.time() * 1000))
     if settings.sink_names:  # downstream of the status topic; see docs/sinks.md
         from streams.downstream.sink_runner import SinkService
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 
@@ -26,6 +26,8 @@ class Metrics:
     consume_to_produce: Histogram = field(init=False)
     table_recovery: Gauge = field(init=False)
     orders_by_status: OrdersByStatus = field(init=False)
+    sla_at_risk: SlaAtRisk = field(init=False)
+    business_kpis: BusinessKpis = field(init=False)
     _children: dict[tuple[int, tuple[str, ...]], Any] = field(init=False, default_factory=dict)
     atp_changes: Counter = field(init=False)
     sink_deliveries: Counter = field(init=False)
@@ -113,6 +115,10 @@ class Metrics:
         )
         self.orders_by_status = OrdersByStatus()
         r.register(self.orders_by_status)
+        self.sla_at_risk = SlaAtRisk()
+        r.register(self.sla_at_risk)
+        self.business_kpis = BusinessKpis()
+        r.register(self.business_kpis)
         # Sinks (docs/sinks.md); names fixed: dashboards use them.
         self.sink_deliveries = Counter(
             "o2c_sink_deliveries",
@@ -175,6 +181,96 @@ class OrdersByStatus(Collector):
         for status, n in sorted(by_status.items()):
             family.add_metric([status], n)
         yield family
+
+
+
+class SlaAtRisk(Collector):
+    """`o2c_sla_at_risk{milestone, level}`: open milestones at each level above LOW on this
+    worker's active partitions, read at scrape time from the SLA index (`source`, set when the
+    app is wired): costs the at-risk entries, not the open orders."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Any] | None = None
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family()
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "o2c_sla_at_risk", "Open SLA milestones by risk level (MEDIUM, HIGH, CRITICAL) on this worker's "
+            "active partitions", labels=["milestone", "level"],
+        )
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = self._family()
+        for (milestone, level), n in sorted((self.source() if self.source else {}).items()):
+            family.add_metric([milestone, level], n)
+        yield family
+
+
+
+class BusinessKpis(Collector):
+    """`o2c_kpi_*`: the business KPIs of this worker's active partitions (sum over workers for
+    the cluster; `GET /kpis` has them merged, by dimension), from the KPI report `source`
+    (set when the app is wired) at scrape time."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], dict[str, Any]] | None = None
+
+    def describe(self) -> Iterator[Any]:
+        return iter(())  # families depend on the data (currencies, sources)
+
+    def collect(self) -> Iterator[Any]:
+        if self.source is None:
+            return
+        report = self.source()
+        cycle = HistogramMetricFamily(
+            "o2c_kpi_cycle_time_seconds", "Order cycle time: placed -> shipped (all open quantity) and placed -> "
+            "closed (paid in full)", labels=["span"],
+        )
+        for span, histogram in report["cycle_time"].items():
+            cycle.add_metric([span], *_buckets(histogram["all"]))
+        yield cycle
+        otif = GaugeMetricFamily("o2c_kpi_otif_orders", "Orders eligible for on-time-in-full, and those on time in full",
+                                 labels=["outcome"])
+        otif.add_metric(["eligible"], report["otif"]["all"]["eligible"])
+        otif.add_metric(["on_time_in_full"], report["otif"]["all"]["on_time_in_full"])
+        yield otif
+        fill = report["fill_rate_first_allocation"]["all"]
+        lines = GaugeMetricFamily("o2c_kpi_first_allocation_lines", "Lines answered by the inventory side a first "
+                                  "time, and those fully allocated then", labels=["outcome"])
+        lines.add_metric(["answered"], fill["lines"])
+        lines.add_metric(["complete"], fill["complete_lines"])
+        yield lines
+        back = report["backorders"]["all"]
+        yield GaugeMetricFamily("o2c_kpi_backorder_lines", "Order lines with backordered quantity", value=back["lines"])
+        yield GaugeMetricFamily("o2c_kpi_backorder_quantity", "Backordered quantity", value=back["quantity"])
+        yield GaugeMetricFamily("o2c_kpi_ready_to_invoice_quantity", "Shipped quantity not invoiced yet",
+                                value=report["invoice_readiness"]["all"]["quantity"])
+        money = GaugeMetricFamily("o2c_kpi_receivables_minor", "Invoiced and not paid, and the overdue part, in "
+                                  "minor units", labels=["currency", "kind"])
+        for currency, row in sorted(report["receivables"]["by_currency"].items()):
+            money.add_metric([currency, "open"], row["open_minor"])
+            money.add_metric([currency, "overdue"], row["overdue_minor"])
+        yield money
+        sla = GaugeMetricFamily("o2c_kpi_sla_orders", "Orders by SLA milestone outcome", labels=["milestone", "outcome"])
+        for milestone, row in report["sla_adherence"]["by_milestone"].items():
+            for outcome in ("on_time", "late", "open", "withdrawn"):
+                sla.add_metric([milestone, outcome], row[outcome])
+        yield sla
+        sync = HistogramMetricFamily("o2c_kpi_sync_latency_seconds", "Input event occurred_at -> processed, by source "
+                                     "system", labels=["source"])
+        for row in report["sync_latency"]["by"]:
+            sync.add_metric([row["source"]], *_buckets(row))
+        yield sync
+
+
+def _buckets(histogram: dict[str, Any]) -> tuple[list[tuple[str, float]], float]:
+    """A KPI report histogram (cumulative counts by `le_ms`) as Prometheus buckets and sum."""
+    buckets = [
+        ("+Inf" if b["le_ms"] is None else repr(b["le_ms"] / 1000), b["count"]) for b in histogram["buckets"]
+    ]
+    return buckets, histogram["sum_ms"] / 1000
 
 
 METRICS = Metrics()

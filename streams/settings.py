@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tables.risk import RiskThresholds
 from tables.sla import SlaPolicy
 
 SINK_NAMES = ("webhook", "postgres")
@@ -123,6 +124,10 @@ class Settings(BaseSettings):
         description="Clock that decides when an SLA is breached: `wall` (live operations) or "
         "`event` (stream time, the highest occurred_at seen per partition: replays, backfills).",
     )
+    sla_risk_thresholds: str = Field(
+        "50,75,90", description="Shares (%) of a milestone's allowed time at which it becomes MEDIUM, "
+        "HIGH and CRITICAL at risk (GET /sla/at-risk; docs/operations-api.md)."
+    )
     sla_check_interval: float = Field(
         1.0, gt=0, description="Seconds between SLA checks with the wall clock."
     )
@@ -183,9 +188,19 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown sink(s) {', '.join(unknown)}; known: {', '.join(SINK_NAMES)}")
         return value
 
+    @field_validator("sla_risk_thresholds")
+    @classmethod
+    def _risk_thresholds(cls, value: str) -> str:
+        RiskThresholds.parse(value)  # ThresholdError (a ValueError) says what is wrong
+        return value
+
     @property
     def sink_names(self) -> list[str]:
         return _names(self.sinks)
+
+    @cached_property
+    def risk_thresholds(self) -> RiskThresholds:
+        return RiskThresholds.parse(self.sla_risk_thresholds)
 
     @cached_property
     def sla_policy(self) -> SlaPolicy:

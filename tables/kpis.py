@@ -18,7 +18,7 @@ day and counts by start day, and `report(now)` turns them into ages at `now`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -322,12 +322,17 @@ def contribution(state: OrderState | None) -> KpiDelta:
 def first_allocation(before: OrderState | None, after: OrderState) -> KpiDelta:
     """Lines answered by the inventory side for the first time in this transition: how much
     of what they asked was allocated at once (the line fill rate at first allocation)."""
+    answered = {lid for lid, ln in before.lines.items() if ln.alloc_ack > 0} if before is not None else set()
+    return first_fills(answered, after)
+
+
+def first_fills(answered_before: Collection[str], after: OrderState) -> KpiDelta:
+    """`first_allocation` given the lines answered before (what the order agent notes before
+    applying an allocation answer, instead of copying the state)."""
     region, channel = _region_channel(after)
     v: dict[Key, int] = {}
-    old_lines = before.lines if before is not None else {}
     for lid, ln in after.lines.items():
-        old = old_lines.get(lid)
-        if ln.alloc_ack == 0 or (old is not None and old.alloc_ack > 0):
+        if ln.alloc_ack == 0 or lid in answered_before:
             continue
         requested = ln.base_allocated + ln.base_backordered
         if requested <= 0:

@@ -137,7 +137,9 @@ def _payment_start(state: OrderState, anchor: int) -> int:
     return min(posted) if posted else anchor
 
 
-def open_milestones(state: OrderState, policy: SlaPolicy, clock: ClockKind) -> dict[str, tuple[int, int]]:
+def open_milestones(
+    state: OrderState, policy: SlaPolicy, clock: ClockKind, due: Mapping[str, int] | None = None
+) -> dict[str, tuple[int, int]]:
     """Milestone -> `(started_at, due_at)` of every deadline of the order that can still
     breach (`tables.sla.pending_deadlines`: breached milestones are not at risk, they are
     breached). The start is the time the milestone became expected, as docs/sla.md lists:
@@ -147,7 +149,8 @@ def open_milestones(state: OrderState, policy: SlaPolicy, clock: ClockKind) -> d
     among undelivered shipments; INVOICE shipped_at; PAYMENT the posting of the first unpaid
     invoice; ORPHAN the first buffered event (its arrival on the wall clock).
     """
-    due = pending_deadlines(state, policy, clock)
+    if due is None:  # the caller may have them already (the SLA index sync)
+        due = pending_deadlines(state, policy, clock)
     out: dict[str, tuple[int, int]] = {}
     for milestone, anchor, absolute in _anchors(state, clock):
         if milestone not in due:
@@ -232,3 +235,9 @@ def index_entries(
                 out.append((at, m, lv))
     out.sort(key=lambda e: (e[0], sla.MILESTONE_RANK[e[1]], LEVEL_RANK[e[2]]))
     return out
+
+
+def risk_order(row: Mapping[str, Any]) -> tuple[int, int, str]:
+    """The order of at-risk listings (`GET /sla/at-risk`), also when merging workers' lists:
+    due time, milestone, order id."""
+    return (row["due_at"], sla.MILESTONE_RANK[row["milestone"]], row["order_id"])

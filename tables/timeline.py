@@ -331,26 +331,76 @@ def before_of(state: OrderState) -> Before:
 _NO_LINE = (0,) * len(LINE_BUCKETS) + (None, None)
 
 
-def _line_changes(before: Before | None, after: OrderState) -> tuple[LineChange, ...]:
+def _line_changes(before: Before | None, after: OrderState) -> list[list[Any]]:
+    """`LineChange.to_list()` of every line that changed."""
     old_lines = before.lines if before is not None else {}
     out = []
     for lid, ln in after.lines.items():
         old = old_lines.get(lid)
         was = old if old is not None else _NO_LINE
-        deltas = tuple(
-            (b, getattr(ln, b) - was[i]) for i, b in enumerate(LINE_BUCKETS) if getattr(ln, b) != was[i]
-        )
-        moved = (was[-2], ln.warehouse_id) if old is not None and was[-2] != ln.warehouse_id else None
-        promised = (was[-1], ln.promised_at) if was[-1] != ln.promised_at else None
+        now = (ln.ordered, ln.cancelled, ln.allocated, ln.backordered, ln.shipped, ln.delivered, ln.invoiced)
+        deltas = [[b, now[i] - was[i]] for i, b in enumerate(LINE_BUCKETS) if now[i] != was[i]]
+        moved = [was[-2], ln.warehouse_id] if old is not None and was[-2] != ln.warehouse_id else None
+        promised = [was[-1], ln.promised_at] if was[-1] != ln.promised_at else None
         if deltas or moved or promised:
-            out.append(LineChange(lid, deltas, moved, promised))
-    return tuple(out)
+            out.append([lid, deltas, moved, promised])
+    return out
 
 
 def _closed_outcome(b: Mapping[str, Any]) -> str:
     if b.get("met_at") is None:
         return BreachOutcome.WITHDRAWN
     return BreachOutcome.LATE if b.get("late") else BreachOutcome.ON_TIME
+
+
+def entry_list(
+    before: Before | None,
+    after: OrderState,
+    cause: Mapping[str, Any] | AllocationResult,
+    processed_at: int,
+) -> list[Any] | None:
+    """`entry_for(...).to_list()`, built directly: the order agent makes one per published
+    change, and the dataclasses would double its cost."""
+    seq_before = before.seq if before is not None else 0
+    if after.seq == seq_before:
+        return None
+    ctype, cid, source, corr, occurred = _cause_fields(cause)
+    changes: dict[str, Any] = {}
+    lines = _line_changes(before, after)
+    if lines:
+        changes["l"] = lines
+    old_holds = before.holds if before is not None else frozenset()
+    if after.holds or old_holds:
+        holds = set(after.holds)
+        if holds - old_holds:
+            changes["ha"] = sorted(holds - old_holds)
+        if old_holds - holds:
+            changes["hr"] = sorted(old_holds - holds)
+    now_amounts = (after.invoiced_minor, after.paid_minor, after.refunded_minor)
+    old_amounts = before.amounts if before is not None else (0, 0, 0)
+    if now_amounts != old_amounts:
+        changes["a"] = [[a, now_amounts[i] - old_amounts[i]] for i, a in enumerate(AMOUNTS)
+                        if now_amounts[i] != old_amounts[i]]
+    reached = before.reached if before is not None else frozenset()
+    milestones = [m for m in MILESTONES if m not in reached and getattr(after, m) is not None]
+    if milestones:
+        changes["m"] = milestones
+    if after.open_breaches or after.closed_breaches:
+        had = before.breached if before is not None else frozenset()
+        opened = [b["milestone"] for b in (*after.open_breaches, *after.closed_breaches) if b["milestone"] not in had]
+        if opened:
+            changes["bo"] = opened
+        was_closed = before.closed if before is not None else frozenset()
+        closed = [[b["milestone"], _closed_outcome(b)] for b in after.closed_breaches
+                  if b["milestone"] not in was_closed]
+        if closed:
+            changes["bc"] = closed
+    n_exc = after.exceptions_total - (before.exceptions_total if before is not None else 0)
+    if n_exc > 0:
+        changes["x"] = [e.code for e in after.exceptions[-n_exc:]]
+        changes["xn"] = n_exc
+    status_before = before.last_status if before is not None else None
+    return [after.seq, status_before, after.last_status, ctype, cid, source, corr, occurred, processed_at, changes]
 
 
 def entry_for(
@@ -367,47 +417,8 @@ def entry_for(
     """
     if isinstance(before, OrderState):
         before = before_of(before)
-    seq_before = before.seq if before is not None else 0
-    if after.seq == seq_before:
-        return None
-    ctype, cid, source, corr, occurred = _cause_fields(cause)
-    old_amounts = before.amounts if before is not None else (0,) * len(AMOUNTS)
-    amounts = tuple(
-        (a, getattr(after, a) - old_amounts[i]) for i, a in enumerate(AMOUNTS) if getattr(after, a) != old_amounts[i]
-    )
-    reached = before.reached if before is not None else frozenset()
-    milestones = tuple(m for m in MILESTONES if getattr(after, m) is not None and m not in reached)
-    had = before.breached if before is not None else frozenset()
-    opened = tuple(
-        b["milestone"] for b in (*after.open_breaches, *after.closed_breaches) if b["milestone"] not in had
-    )
-    was_closed = before.closed if before is not None else frozenset()
-    closed = tuple(
-        (b["milestone"], _closed_outcome(b)) for b in after.closed_breaches if b["milestone"] not in was_closed
-    )
-    n_exc = after.exceptions_total - (before.exceptions_total if before is not None else 0)
-    codes = tuple(e.code for e in after.exceptions[-n_exc:]) if n_exc > 0 else ()
-    old_holds = before.holds if before is not None else frozenset()
-    return TimelineEntry(
-        seq=after.seq,
-        status_before=before.last_status if before is not None else None,
-        status_after=after.last_status,
-        cause_type=ctype,
-        cause_id=cid,
-        source=source,
-        correlation_id=corr,
-        occurred_at=occurred,
-        processed_at=processed_at,
-        lines=_line_changes(before, after),
-        holds_added=tuple(sorted(set(after.holds) - old_holds)),
-        holds_removed=tuple(sorted(old_holds - set(after.holds))),
-        amounts=amounts,
-        milestones=milestones,
-        breaches_opened=opened,
-        breaches_closed=closed,
-        exceptions=codes,
-        exceptions_count=max(n_exc, 0),
-    )
+    made = entry_list(before, after, cause, processed_at)
+    return TimelineEntry.from_list(made) if made is not None else None
 
 
 def record(
@@ -430,17 +441,20 @@ are escaped): the summary (or null), then each kept entry, oldest first."""
 _json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
 
-def append_stored(stored: bytes | None, entry: TimelineEntry, max_entries: int = MAX_TIMELINE_ENTRIES) -> bytes:
-    """`append` on the stored form (`to_stored`): the new entry is encoded and added; only the
-    entries folded into the summary, and the last one (its seq), are decoded."""
+def append_stored(
+    stored: bytes | None, entry: TimelineEntry | list[Any], max_entries: int = MAX_TIMELINE_ENTRIES
+) -> bytes:
+    """`append` on the stored form (`to_stored`), for an entry or its `to_list()` form (what
+    `entry_list` makes): only the new entry is encoded, and only the entries folded into the
+    summary are decoded."""
     if max_entries < 1:
         raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+    row = entry.to_list() if isinstance(entry, TimelineEntry) else entry
     parts = stored.split(_SEP) if stored else [b"null"]
-    last = json.loads(parts[-1])
-    last_seq = (last[0] if len(parts) > 1 else last[2]) if last is not None else 0
-    if entry.seq <= last_seq:
-        raise ValueError(f"timeline entry seq {entry.seq} is not after {last_seq}")
-    parts.append(_json(entry.to_list()).encode())
+    last_seq = _seq_of(parts[-1]) if len(parts) > 1 else _last_seq_of_summary(parts[0])
+    if row[0] <= last_seq:
+        raise ValueError(f"timeline entry seq {row[0]} is not after {last_seq}")
+    parts.append(_json(row).encode())
     extra = len(parts) - 1 - max_entries
     if extra > 0:
         raw = json.loads(parts[0])
@@ -451,6 +465,16 @@ def append_stored(stored: bytes | None, entry: TimelineEntry, max_entries: int =
         assert summary is not None
         parts = [_json(summary.to_list()).encode(), *parts[1 + extra:]]
     return _SEP.join(parts)
+
+
+def _seq_of(encoded_entry: bytes) -> int:
+    """The seq of a stored entry: the first element of its JSON array (`[12,...`)."""
+    return int(encoded_entry[1:encoded_entry.index(b",")])
+
+
+def _last_seq_of_summary(encoded_summary: bytes) -> int:
+    raw = json.loads(encoded_summary)
+    return raw[2] if raw is not None else 0
 
 
 def to_stored(history: Timeline) -> bytes | None:

@@ -175,6 +175,72 @@ PATHS["/sla/breaches/local"] = {
         },
     }
 }
+_RISK_FILTERS = [
+    {"name": "level", "in": "query", "required": False,
+     "description": "Milestones at this level or above (any case; default MEDIUM). A milestone is MEDIUM, HIGH, "
+     "CRITICAL from O2C_SLA_RISK_THRESHOLDS (default 50, 75, 90 %) of its allowed time, CRITICAL also past "
+     "its due time until the breach is detected; breached milestones are listed by /sla/breaches.",
+     "schema": {"type": "string", "enum": ["LOW", "MEDIUM", "HIGH", "CRITICAL"]}},
+    *_BREACH_FILTERS[:3],
+    {"name": "limit", "in": "query", "required": False,
+     "description": "Most rows returned, earliest due first (default 100).",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+]
+_RISK_ROW = {
+    "type": "object",
+    "properties": {
+        "order_id": {"type": "string"},
+        "milestone": {"type": "string", "enum": list(MILESTONES)},
+        "level": {"type": "string", "enum": ["LOW", "MEDIUM", "HIGH", "CRITICAL"]},
+        "consumed_pct": {"type": "number", "description": "share of the allowed time consumed at the owner's clock"},
+        "started_at": {"type": "integer", "description": "epoch ms the milestone's clock started"},
+        "due_at": {"type": "integer", "description": "epoch ms it breaches"},
+        "channel": {"type": ["string", "null"]},
+        "region": {"type": ["string", "null"]},
+    },
+}
+PATHS["/kpis"] = {
+    "get": {
+        "summary": "Business KPIs over every worker's orders (docs/operations-api.md 'Business KPIs'): order cycle "
+        "time placed->shipped and placed->closed (histograms), on-time-in-full, line fill rate at first allocation, "
+        "backorders (count, quantity, age), invoice readiness, open and overdue receivables, DSO and mean days to "
+        "pay per currency, SLA adherence per milestone, sync latency by source system; each with an `all` total "
+        "and rows `by` region, channel (and warehouse where it applies).",
+        "responses": {
+            "200": _json("as_of, cycle_time, otif, fill_rate_first_allocation, backorders, invoice_readiness, "
+                         "receivables, sla_adherence, sync_latency, workers, unreachable_workers (if any)"),
+            "400": _json("any query parameter (none are taken)", ERROR),
+        },
+    }
+}
+PATHS["/kpis/local"] = {
+    "get": {
+        "summary": "This worker's KPI sums (its active partitions), merged by /kpis.",
+        "responses": {"200": _json("sums: [[metric, *dimensions, value], ...]")},
+    }
+}
+PATHS["/sla/at-risk"] = {
+    "get": {
+        "summary": "Open SLA milestones at a risk level or above across all workers, earliest due first, "
+        "served from the SLA index (cost in proportion to the rows, not to open orders).",
+        "parameters": _RISK_FILTERS,
+        "responses": {
+            "200": _json("level, at_risk[], count, truncated, workers, unreachable_workers (if any)",
+                         {"type": "object", "properties": {"at_risk": {"type": "array", "items": _RISK_ROW}}}),
+            "400": _json("unknown parameter, or bad level, milestone, channel, region or limit", ERROR),
+        },
+    }
+}
+PATHS["/sla/at-risk/local"] = {
+    "get": {
+        "summary": "The same for this worker's own partitions (used by /sla/at-risk).",
+        "parameters": _RISK_FILTERS,
+        "responses": {
+            "200": _json("at_risk[], truncated"),
+            "400": _json("unknown parameter, or bad level, milestone, channel, region or limit", ERROR),
+        },
+    }
+}
 
 
 def openapi_document() -> dict[str, Any]:

@@ -6,6 +6,7 @@ until its new owner has restored it: never a 500, never a hang."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import re
 import time
@@ -23,8 +24,10 @@ from streams.api.openapi import STATUSES as STATUS_LIST
 from streams.runtime.partitioner import partition_of
 from streams.settings import Settings
 from tables.inventory import atp_view, warehouse_view
+from tables.kpis import KpiTotals
 from tables.order import derive_status, to_view
 from tables.order_state import OrderState
+from tables.risk import LEVELS, RiskLevel, risk_order
 from tables.sla import CHANNELS, MILESTONES, merge_breach_listings
 from tables.timeline import from_stored
 
@@ -113,10 +116,10 @@ def parse_wait(request: Request) -> tuple[str | None, float]:
     return wait_for, timeout
 
 
-def parse_breach_filters(request: Request) -> dict[str, Any]:
+def parse_breach_filters(request: Request, query: Any = None) -> dict[str, Any]:
     """`?milestone=&channel=&region=&limit=` of `/sla/breaches`; raises ValueError with a
     user-facing message. Milestone and channel are case-insensitive."""
-    query = request.query
+    query = request.query if query is None else query
     unknown = set(query) - {"milestone", "channel", "region", "limit"}
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(sorted(unknown))}; expected milestone, channel, "
@@ -347,8 +350,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             return error(self, 400, str(exc))
         found, more = orders.sla.open_breaches(**filters)
         parts = [found]
-        query = "&".join(f"{k}={v}" for k, v in filters.items())
-        replies, failed = await from_other_workers(f"/sla/breaches/local?{query}")
+        replies, failed = await from_other_workers(f"/sla/breaches/local?{_listing(filters)}")
         for reply in replies:
             parts.append(reply["breaches"])
             more = more or reply["truncated"]
@@ -362,6 +364,76 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         if failed:
             body["unreachable_workers"] = failed
         return self.json(body)
+
+    @app.page("/kpis/local")
+    async def kpis_local(self: View, request: Request) -> Response:
+        return self.json({"sums": orders.kpis.totals().to_json()})
+
+    @app.page("/kpis")
+    async def kpis(self: View, request: Request) -> Response:
+        """Business KPIs over every worker's orders (tables/kpis.py; docs/operations-api.md)."""
+        if request.query:
+            return error(self, 400, f"unknown parameter(s) {', '.join(sorted(request.query))}; /kpis takes none")
+        replies, failed = await from_other_workers("/kpis/local")
+        totals = KpiTotals.merged([orders.kpis.totals(), *(KpiTotals.from_json(r["sums"]) for r in replies)])
+        body = totals.report(int(time.time() * 1000))
+        body["workers"] = 1 + len(replies)
+        if failed:
+            body["unreachable_workers"] = failed
+        return self.json(body)
+
+    @app.page("/sla/at-risk/local")
+    async def at_risk_local(self: View, request: Request) -> Response:
+        try:
+            filters = parse_risk_filters(request)
+        except ValueError as exc:
+            return error(self, 400, str(exc))
+        found, more = orders.sla.at_risk(**filters)
+        return self.json({"at_risk": found, "truncated": more})
+
+    @app.page("/sla/at-risk")
+    async def at_risk(self: View, request: Request) -> Response:
+        """Open milestones at a risk level or above, of every worker, most urgent first."""
+        try:
+            filters = parse_risk_filters(request)
+        except ValueError as exc:
+            return error(self, 400, str(exc))
+        found, more = orders.sla.at_risk(**filters)
+        parts = [found]
+        replies, failed = await from_other_workers(f"/sla/at-risk/local?{_listing(filters)}")
+        for reply in replies:
+            parts.append(reply["at_risk"])
+            more = more or reply["truncated"]
+        merged = list(islice(heapq.merge(*parts, key=risk_order), filters["limit"] + 1))
+        body: dict[str, Any] = {
+            "level": filters["level"],
+            "at_risk": merged[: filters["limit"]],
+            "count": min(len(merged), filters["limit"]),
+            "truncated": more or len(merged) > filters["limit"],
+            "workers": len(parts),
+        }
+        if failed:
+            body["unreachable_workers"] = failed
+        return self.json(body)
+
+
+def parse_risk_filters(request: Request) -> dict[str, Any]:
+    """`?level=&milestone=&channel=&region=&limit=` of `/sla/at-risk` (level: at or above,
+    default MEDIUM); raises ValueError with a user-facing message."""
+    query = request.query
+    unknown = set(query) - {"level", "milestone", "channel", "region", "limit"}
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(sorted(unknown))}; expected level, milestone, "
+                         "channel, region, limit")
+    level = query.get("level", RiskLevel.MEDIUM).upper()
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}")
+    rest = {k: v for k, v in query.items() if k != "level"}
+    return {"level": level, **parse_breach_filters(request, rest)}
+
+
+def _listing(filters: dict[str, Any]) -> str:
+    return "&".join(f"{k}={v}" for k, v in filters.items())
 
 
 def timeline_view(state: OrderState) -> dict[str, Any]:

@@ -42,5 +42,7 @@ ALLOCATION_REQUESTS = "allocation-requests"
 ALLOCATION_RESULTS = "allocation-results"
 """Inventory agent -> order agent, keyed by `order_id`."""
 INTERNAL_TOPICS: tuple[str, ...] = (ALLOCATION_REQUESTS, ALLOCATION_RESULTS)
-CHANGELOGS: tuple[str, ...] = ("orders-changelog", "inventory-changelog", "sla-stream-time-changelog")
+CHANGELOGS: tuple[str, ...] = (
+    "orders-changelog", "inventory-changelog", "sla-stream-time-changelog", "kpis-changelog",
+)
 """Compacted topics holding the stores' state (streams/runtime/store.py)."""

@@ -13,6 +13,13 @@ by due time, so that listing them costs in proportion to the breaches listed:
 
     b"b" | due_ms + 2**63 | milestone rank | order_id   -> JSON [detected_at, channel, region]
     b"c" | order_id   -> the order's open breaches as (rank, due_ms) pairs
+
+The levels of risk of the orders' open milestones (tables/risk.py) are kept by the time each
+level is reached, so that listing what is at or above a level at `now` costs in proportion to
+what is listed (issue 16):
+
+    b"r" | level rank | crossing_ms + 2**63 | milestone rank | order_id -> JSON [started_at, due_at, channel, region]
+    b"q" | order_id   -> the order's risk entries as (level rank, crossing_ms, milestone rank)
  The index is derived data: tables.sla.pending_deadlines of the order
 states. It is not in the changelog; `rebuild` recreates it from the states when a partition
 is assigned unless its covered offset shows it is current (docs/sla.md says when and why).
@@ -30,6 +37,7 @@ from typing import Any
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
+from tables.risk import LEVEL_RANK, LEVELS, RiskThresholds, crossings
 from tables.sla import MILESTONE_RANK, MILESTONES, ClockKind
 
 _BREACH = b"b"
@@ -37,6 +45,10 @@ _ORDER_BREACHES = b"c"
 _DUE = b"d"
 _ORDER = b"o"
 _COVERED = b"m:covered-offset"
+_RISK = b"r"
+_ORDER_RISKS = b"q"
+_RISK_KEY = struct.Struct(">cBQB")
+_RISK_ENTRY = struct.Struct(">BQB")
 _BIAS = 1 << 63  # signed ms -> unsigned, so that byte order is time order
 _PAIR = struct.Struct(">BQ")
 _DUE_KEY = struct.Struct(">cQB")
@@ -128,6 +140,108 @@ class DueIndex:
         else:
             batch.delete(_ORDER_BREACHES + oid)
             self._listed.discard(oid)
+
+    def set_risks(
+        self,
+        order_id: str,
+        milestones: Mapping[str, tuple[int, int]],
+        thresholds: RiskThresholds,
+        channel: str | None = None,
+        region: str | None = None,
+    ) -> bool:
+        """Make the order's risk entries those of `milestones` (milestone -> (started_at,
+        due_at), tables.risk.open_milestones): one per level above LOW, at the time it is
+        reached. False when nothing changed (no write)."""
+        oid = order_id.encode()
+        spans = {MILESTONE_RANK[m]: span for m, span in milestones.items()}
+        new = sorted(
+            (LEVEL_RANK[level], at + _BIAS, rank)
+            for rank, (started, due) in spans.items()
+            for level, at in crossings(started, due, thresholds).items()
+        )
+        raw = self.db.get(_ORDER_RISKS + oid)
+        old = list(_RISK_ENTRY.iter_unpack(raw)) if raw is not None else []
+        if new == old:
+            return False
+        batch = WriteBatch(raw_mode=True)
+        for level, at, rank in old:
+            batch.delete(_RISK_KEY.pack(_RISK, level, at, rank) + oid)
+        for level, at, rank in new:
+            started, due = spans[rank]
+            batch.put(_RISK_KEY.pack(_RISK, level, at, rank) + oid, json.dumps([started, due, channel, region]).encode())
+        if new:
+            batch.put(_ORDER_RISKS + oid, b"".join(_RISK_ENTRY.pack(*e) for e in new))
+        else:
+            batch.delete(_ORDER_RISKS + oid)
+        self._write(batch)
+        return True
+
+    def load_risks(
+        self, orders: Iterable[tuple[str, Mapping[str, tuple[int, int]], str | None, str | None]],
+        thresholds: RiskThresholds,
+    ) -> int:
+        """`set_risks` for orders with no entries yet (after `clear`), in one write batch;
+        `orders` are (order_id, milestones, channel, region). Returns the entries written."""
+        n = 0
+        batch = WriteBatch(raw_mode=True)
+        for order_id, milestones, channel, region in orders:
+            oid = order_id.encode()
+            entries = []
+            for m, (started, due) in milestones.items():
+                rank = MILESTONE_RANK[m]
+                value = json.dumps([started, due, channel, region]).encode()
+                for level, at in crossings(started, due, thresholds).items():
+                    entries.append((LEVEL_RANK[level], at + _BIAS, rank))
+                    batch.put(_RISK_KEY.pack(_RISK, LEVEL_RANK[level], at + _BIAS, rank) + oid, value)
+            if entries:
+                batch.put(_ORDER_RISKS + oid, b"".join(_RISK_ENTRY.pack(*e) for e in sorted(entries)))
+                n += len(entries)
+        if n:
+            self._write(batch)
+        return n
+
+    def at_risk(self, level: str, now_ms: int) -> Iterator[dict[str, Any]]:
+        """Open milestones at `level` or above at `now_ms` (order_id, milestone, started_at,
+        due_at, channel, region), by the time they reached it; reads what it yields (and the
+        tombstones of entries removed since the last compaction)."""
+        prefix = _RISK + bytes([LEVEL_RANK[level]])
+        bound = _RISK_KEY.pack(_RISK, LEVEL_RANK[level], now_ms + _BIAS + 1, 0)
+        it = self.db.iter()
+        it.seek(prefix)
+        try:
+            while it.valid():
+                key = it.key()
+                if key >= bound:
+                    return
+                _, _, _, rank = _RISK_KEY.unpack_from(key)
+                started, due, channel, region = json.loads(it.value())
+                yield {
+                    "order_id": key[_RISK_KEY.size :].decode(),
+                    "milestone": MILESTONES[rank],
+                    "started_at": started,
+                    "due_at": due,
+                    "channel": channel,
+                    "region": region,
+                }
+                it.next()
+        finally:
+            del it
+
+    def risk_counts(self, now_ms: int) -> dict[tuple[str, str], int]:
+        """(milestone, level) -> open milestones exactly at that level at `now_ms` (the
+        gauge); LOW is not counted (every open milestone starts there)."""
+        at_least: dict[tuple[str, str], int] = {}
+        for level in LEVELS[1:]:
+            for row in self.at_risk(level, now_ms):
+                key = (row["milestone"], level)
+                at_least[key] = at_least.get(key, 0) + 1
+        exact = {}
+        for (milestone, level), n in at_least.items():
+            higher = LEVELS[LEVEL_RANK[level] + 1] if LEVEL_RANK[level] + 1 < len(LEVELS) else None
+            n -= at_least.get((milestone, higher), 0) if higher else 0
+            if n:
+                exact[(milestone, level)] = n
+        return exact
 
     def _orders_with_breaches(self) -> set[bytes]:
         """Order ids with listed open breaches (read once, when the index is opened)."""
@@ -229,9 +343,9 @@ class DueIndex:
         self.db.write(batch)
 
     def clear(self) -> None:
-        """Remove every entry and the covered offset (one range tombstone from b"b": b"o" +
-        UTF-8 never reaches b"p")."""
-        self.db.delete_range(_BREACH, b"p")
+        """Remove every entry and the covered offset (one range tombstone from b"b" to the
+        end of the b"r" family)."""
+        self.db.delete_range(_BREACH, b"s")
         self._marked = False
         self._low = _DUE
         self._listed.clear()

@@ -33,6 +33,7 @@ from streams.contracts.roles import ALLOCATION_RESULTS, ORDER_ROLES
 from streams.metrics import METRICS
 from streams.processors import saga
 from streams.processors.deadletter import dead_letter
+from streams.processors.kpis import KpiSums
 from streams.processors.sla import SlaChecks
 from streams.processors.status_counts import StatusCounts
 from streams.runtime.processor import BatchAgent, record_key
@@ -41,7 +42,7 @@ from tables.allocation import AllocationResult
 from tables.emission import Cause, Emission, breached, emission_of
 from tables.order import InvalidEvent, OrderState, apply_allocation, apply_event, status_event
 from tables.sla import apply_under_sla
-from tables.timeline import Before, append_stored, before_of, entry_for
+from tables.timeline import Before, append_stored, before_of, entry_list
 
 log = logging.getLogger("o2c.orders")
 
@@ -78,6 +79,7 @@ class OrderAgent(BatchAgent):
             self.awaits_answers = self._awaits_answers
         self.store = self.new_store("orders", OrderState.from_bytes, OrderState.to_bytes)
         self.status_counts = StatusCounts(self.store)
+        self.kpis = KpiSums(self.new_store("kpis", int, lambda value: str(value).encode()), self.store)
         self.sla = SlaChecks(settings, self.store, self.breach_overdue)
         if self.sla.stream_times is not None:
             self.stores.append(self.sla.stream_times)
@@ -112,6 +114,7 @@ class OrderAgent(BatchAgent):
     def assigned(self, partitions: set[int]) -> None:
         self.status_counts.invalidate()
         self.sla.open(partitions)
+        self.kpis.assigned(partitions)
 
     def revoked(self, partitions: set[int]) -> None:
         self.status_counts.invalidate()
@@ -165,6 +168,8 @@ class OrderAgent(BatchAgent):
             if state is None:  # the inventory answers only lines it was asked about
                 raise InvalidEvent(f"allocation result for unknown order {order_id!r}")
             before = self.before_of(state)
+            kpi_before = KpiSums.before(state)
+            answered = frozenset(lid for lid, ln in state.lines.items() if ln.alloc_ack > 0)
             apply = partial(apply_allocation, state, result)
         else:
             order_id, at = item["order_id"], item["occurred_at"]
@@ -173,6 +178,8 @@ class OrderAgent(BatchAgent):
             key = order_id.encode()
             state = self.store.get(partition, key)
             before = self.before_of(state) if state is not None else None
+            kpi_before = KpiSums.before(state)
+            answered = None
             if state is None:
                 state = OrderState(order_id)
             apply = partial(apply_event, state, item, now=now)
@@ -185,7 +192,10 @@ class OrderAgent(BatchAgent):
                 sla.touch(partition, key)
         else:
             sla.touch(partition, key, step.pending)
-        self.emit(send, record, partition, key, state, emission_of(state, outcome, step, item), before)
+        emission = emission_of(state, outcome, step, item)
+        self.emit(send, record, partition, key, state, emission, before)
+        if emission.store:
+            self.kpis.changed(partition, kpi_before, answered, state, item, now)
 
     def emit(
         self, send: Send, record: Any, partition: int, key: bytes, state: OrderState, emission: Emission,
@@ -205,7 +215,7 @@ class OrderAgent(BatchAgent):
         if emission.status_cause is not None:
             emitted_at = self.publish_status(send, partition, key, state, emission.status_cause)
             if self.timeline_entries:
-                entry = entry_for(before, state, emission.status_cause, emitted_at)
+                entry = entry_list(before, state, emission.status_cause, emitted_at)
                 if entry is not None:
                     state.timeline = append_stored(state.timeline, entry, self.timeline_entries)
         if emission.allocation:
@@ -236,10 +246,12 @@ class OrderAgent(BatchAgent):
         """For an SLA check: breach and publish what is overdue in the order's state."""
         with self.store.mutex:
             before = self.before_of(state)
+            kpi_before = KpiSums.before(state)
             records, raised = self.sla.breach(partition, key, state, now)
             if not records:
                 return False
             self.emit(send, None, partition, key, state, breached(state, records, raised), before)
+            self.kpis.changed(partition, kpi_before, None, state, None, int(time.time() * 1000))
         return True
 
     # ------------------------------------------------------------------ queries

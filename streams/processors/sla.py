@@ -38,6 +38,7 @@ from streams.runtime.store import PartitionedStore
 from streams.settings import Settings
 from tables.exceptions import BusinessException
 from tables.order_state import OrderState
+from tables.risk import DEFAULT_THRESHOLDS, consumed_bp, level_at, open_milestones, risk_order
 from tables.sla import breach_due_and_pending, merge_breach_listings, pending_deadlines
 
 log = logging.getLogger("o2c.sla")
@@ -62,6 +63,7 @@ class SlaChecks:
         self.on_due = on_due
         self.policy = settings.sla_policy
         self.kind = settings.sla_clock
+        self.thresholds = settings.risk_thresholds
         self.clock = StreamClock(self.kind)
         self.indexes = DueIndexes(settings.data_dir / f"{settings.app_id}-sla-due", local_db_options(settings))
         self.ready: dict[int, DueIndex] = {}  # partition -> index, open and current
@@ -144,15 +146,26 @@ class SlaChecks:
                 order_id = key.decode()
                 state = self.store.get(p, key)
                 if state is None:
-                    index.unschedule(order_id)
-                    index.set_open_breaches(order_id, [])
+                    self._forget(index, order_id)
                     continue
                 if deadlines is None:
                     deadlines = pending_deadlines(state, self.policy, self.kind)
                 if index.schedule(order_id, deadlines) and deadlines:
                     horizon = min(horizon, min(deadlines.values()))
-                index.set_open_breaches(order_id, state.open_breaches, state.channel, state.region)
+                self._list(index, state, deadlines)
             self.horizon[p] = horizon
+
+    def _list(self, index: DueIndex, state: OrderState, deadlines: dict[str, int]) -> None:
+        """The order's open breaches and the risk levels of its open milestones in the index."""
+        index.set_open_breaches(state.order_id, state.open_breaches, state.channel, state.region)
+        milestones = open_milestones(state, self.policy, self.kind, deadlines) if deadlines else {}
+        index.set_risks(state.order_id, milestones, self.thresholds, state.channel, state.region)
+
+    @staticmethod
+    def _forget(index: DueIndex, order_id: str) -> None:
+        index.unschedule(order_id)
+        index.set_open_breaches(order_id, [])
+        index.set_risks(order_id, {}, DEFAULT_THRESHOLDS)
 
     # ------------------------------------------------------------------ checks
 
@@ -216,6 +229,47 @@ class SlaChecks:
             found.append(breach)
         return found, False
 
+    def at_risk(
+        self,
+        level: str,
+        milestone: str | None = None,
+        channel: str | None = None,
+        region: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """This worker's open milestones at `level` or above (active partitions), most urgent
+        first (due time, milestone, order id), each with its level and consumed share at its
+        partition's clock; and whether more matched than `limit`. Reads what it lists."""
+        found: list[dict[str, Any]] = []
+        for partition, index in list(self.ready.items()):
+            now = self.clock.now(partition)
+            if now is None:
+                continue
+            for row in index.at_risk(level, now):
+                if (
+                    (milestone is not None and row["milestone"] != milestone)
+                    or (channel is not None and row["channel"] != channel)
+                    or (region is not None and row["region"] != region)
+                ):
+                    continue
+                row["level"] = level_at(row["started_at"], row["due_at"], now, self.thresholds)
+                row["consumed_pct"] = consumed_bp(row["started_at"], row["due_at"], now) / 100
+                found.append(row)
+        found.sort(key=risk_order)
+        return found[:limit], len(found) > limit
+
+    def risk_counts(self) -> dict[tuple[str, str], int]:
+        """(milestone, level) -> open milestones at exactly that level (above LOW) on the
+        active partitions: the `o2c_sla_at_risk` gauge, read at scrape time."""
+        total: dict[tuple[str, str], int] = {}
+        for partition, index in list(self.ready.items()):
+            now = self.clock.now(partition)
+            if now is None:
+                continue
+            for key, n in index.risk_counts(now).items():
+                total[key] = total.get(key, 0) + n
+        return total
+
     # ------------------------------------------------------------------ lifecycle
 
     def open(self, partitions: set[int]) -> None:
@@ -263,14 +317,13 @@ class SlaChecks:
         """Reschedule the given orders from their persisted states (gone: unscheduled)."""
         for key in keys:
             raw = self.store.dbs[partition].get(key)
-            order_id = key.decode()
             if raw is None:
-                index.unschedule(order_id)
-                index.set_open_breaches(order_id, [])
+                self._forget(index, key.decode())
                 continue
             state = OrderState.from_bytes(raw)
-            index.schedule(order_id, pending_deadlines(state, self.policy, self.kind))
-            index.set_open_breaches(order_id, state.open_breaches, state.channel, state.region)
+            deadlines = pending_deadlines(state, self.policy, self.kind)
+            index.schedule(state.order_id, deadlines)
+            self._list(index, state, deadlines)
         return len(keys)
 
     def _rebuild(self, index: DueIndex, partition: int) -> int:
@@ -278,17 +331,24 @@ class SlaChecks:
         orders = 0
         deadlines: list[tuple[str, dict[str, int]]] = []
         breaches: list[tuple[str, list[dict[str, Any]], str | None, str | None]] = []
+        risks: list[tuple[str, dict[str, tuple[int, int]], str | None, str | None]] = []
         for _key, raw in self.store.raw_items(partition):
             state = OrderState.from_bytes(raw)
-            deadlines.append((state.order_id, pending_deadlines(state, self.policy, self.kind)))
+            due = pending_deadlines(state, self.policy, self.kind)
+            deadlines.append((state.order_id, due))
             if state.open_breaches:
                 breaches.append((state.order_id, state.open_breaches, state.channel, state.region))
+            if due:
+                milestones = open_milestones(state, self.policy, self.kind, due)
+                risks.append((state.order_id, milestones, state.channel, state.region))
             if len(deadlines) >= _REBUILD_CHUNK:
                 orders += index.load(deadlines)
                 index.load_open_breaches(breaches)
-                deadlines, breaches = [], []
+                index.load_risks(risks, self.thresholds)
+                deadlines, breaches, risks = [], [], []
         orders += index.load(deadlines)
         index.load_open_breaches(breaches)
+        index.load_risks(risks, self.thresholds)
         return orders
 
     def _close(self, partition: int) -> None:

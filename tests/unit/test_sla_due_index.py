@@ -212,3 +212,40 @@ def test_open_breaches_are_listed_by_due_time_and_replaced_per_order(tmp_path: P
                                         ("SO-4", [], "EDI", "EU")]) == 1
     assert [(b["order_id"], b["channel"]) for b in reopened.open_breaches()] == [("SO-3", None)]
     reopened.close()
+
+
+def test_at_risk_lists_milestones_at_a_level_or_above_by_when_they_reached_it(index: DueIndex) -> None:
+    from tables.risk import RiskThresholds
+
+    thresholds = RiskThresholds()  # 50/75/90 %
+    # SO-1: ACCEPTANCE from 0 to 100 (MEDIUM at 50, HIGH at 75, CRITICAL at 90);
+    # SO-2: ACCEPTANCE from 0 to 1000 and SHIPMENT from 0 to 200 (MEDIUM 100, HIGH 150, CRITICAL 180).
+    assert index.set_risks("SO-1", {"ACCEPTANCE": (0, 100)}, thresholds, "EDI", "EU")
+    index.set_risks("SO-2", {"ACCEPTANCE": (0, 1000), "SHIPMENT": (0, 200)}, thresholds, "ECOM", None)
+    assert not index.set_risks("SO-1", {"ACCEPTANCE": (0, 100)}, thresholds, "EDI", "EU")  # no change, no write
+
+    def listed(level: str, now: int) -> list[tuple[str, str]]:
+        return [(r["order_id"], r["milestone"]) for r in index.at_risk(level, now)]
+
+    assert listed("MEDIUM", 49) == []
+    assert listed("MEDIUM", 50) == [("SO-1", "ACCEPTANCE")]
+    assert listed("MEDIUM", 150) == [("SO-1", "ACCEPTANCE"), ("SO-2", "SHIPMENT")]
+    assert listed("HIGH", 150) == [("SO-1", "ACCEPTANCE"), ("SO-2", "SHIPMENT")]
+    assert listed("CRITICAL", 150) == [("SO-1", "ACCEPTANCE")]
+    row = next(index.at_risk("CRITICAL", 150))
+    assert (row["started_at"], row["due_at"], row["channel"], row["region"]) == (0, 100, "EDI", "EU")
+    assert index.risk_counts(150) == {("ACCEPTANCE", "CRITICAL"): 1, ("SHIPMENT", "HIGH"): 1}
+    assert index.risk_counts(500) == {
+        ("ACCEPTANCE", "CRITICAL"): 1, ("SHIPMENT", "CRITICAL"): 1, ("ACCEPTANCE", "MEDIUM"): 1,
+    }
+
+    # the order moved on: SO-1's acceptance is met, SO-2 only ships now
+    index.set_risks("SO-1", {}, thresholds)
+    index.set_risks("SO-2", {"SHIPMENT": (0, 200)}, thresholds, "ECOM", None)
+    assert listed("MEDIUM", 10**6) == [("SO-2", "SHIPMENT")]
+    # a rebuild loads the same entries
+    index.clear()
+    assert listed("MEDIUM", 10**6) == []
+    index.load_risks([("SO-2", {"SHIPMENT": (0, 200)}, "ECOM", None)], thresholds)
+    assert listed("MEDIUM", 10**6) == [("SO-2", "SHIPMENT")]
+    assert not index.set_risks("SO-2", {"SHIPMENT": (0, 200)}, thresholds, "ECOM", None)
