@@ -15,13 +15,16 @@ from mode import Service
 from streams.api.watch import Watchers
 from streams.api.web import json_errors, register_views
 from streams.contracts.codec import Codec
+from streams.contracts.roles import CASE_ACTIONS
 from streams.metrics import METRICS
+from streams.processors.cases import CaseAgent
 from streams.processors.inventory import InventoryAgent
 from streams.processors.orders import OrderAgent
 from streams.runtime.engine import Runtime
 from streams.runtime.routing import Router
-from streams.runtime.topics import client_config, create_topics
+from streams.runtime.topics import Publisher, client_config, create_topics
 from streams.settings import Settings
+from tables.cases import CaseAction
 
 log = logging.getLogger("o2c.app")
 
@@ -179,12 +182,24 @@ class Worker:
         self.settings = settings
         self.app = app
         codec = Codec(settings)
+        self.codec = codec
         self.orders = OrderAgent(settings, codec, self._notify)
         self.inventory = InventoryAgent(settings, codec)
-        self.runtime = build_runtime(settings, [self.orders, self.inventory], on_fatal=lambda exc: None)
+        self.cases = CaseAgent(settings, codec, self._notify)
+        self.runtime = build_runtime(settings, [self.orders, self.inventory, self.cases], on_fatal=lambda exc: None)
+        self._publisher: Publisher | None = None
         self.router = Router(settings, self.runtime, client_config(settings))
         self._loop: asyncio.AbstractEventLoop | None = None
         self.watchers = Watchers()
+
+    async def publish_action(self, topic: str, key: str, action: CaseAction) -> None:
+        """Produce a person's case action (POST /cases/...) and wait until the broker has it."""
+        if self._publisher is None:
+            self._publisher = Publisher(self.settings)
+        record = {**action.to_dict(), "case_key": key, "occurred_at": action.at}
+        del record["at"]
+        value = self.codec.encode(CASE_ACTIONS, record)
+        await asyncio.get_running_loop().run_in_executor(None, self._publisher.publish, topic, key.encode(), value)
 
     def _notify(self, order_id: str) -> None:
         """From the runtime thread: wake HTTP long-polls waiting on the order."""

@@ -25,6 +25,7 @@ class Metrics:
     event_to_status: Histogram = field(init=False)
     consume_to_produce: Histogram = field(init=False)
     table_recovery: Gauge = field(init=False)
+    case_changes: Counter = field(init=False)
     orders_by_status: OrdersByStatus = field(init=False)
     sla_at_risk: SlaAtRisk = field(init=False)
     business_kpis: BusinessKpis = field(init=False)
@@ -112,6 +113,10 @@ class Metrics:
             "Duration of the last recovery of the tables' active partitions from their changelogs",
             ["table"],
             registry=r,
+        )
+        self.case_changes = Counter(
+            "o2c_case_changes", "Changes of exception work queue cases published, by the state they left the case in",
+            ["state"], registry=r,
         )
         self.orders_by_status = OrdersByStatus()
         r.register(self.orders_by_status)

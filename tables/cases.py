@@ -530,6 +530,50 @@ def cases_opened(
     return cases
 
 
+def cases_raised(
+    after: OrderState,
+    exceptions: Sequence[BusinessException],
+    breaches: Sequence[Mapping[str, Any]],
+    cause: Mapping[str, Any] | None,
+) -> list[Case]:
+    """`cases_opened` as the order agent sees a transition: from what it raised (the emission's
+    exceptions and breach records) and its cause, without the state before it (a copy of the
+    state per input would cost more than the rest of the case work). Same ids as
+    `cases_opened`; an exception's `ref` is read from the cause (the shipment, invoice or
+    payment it names) or, for INVOICE_EXCEEDS_SHIPPED, from the one line of its SKU holding
+    parked invoiced quantity."""
+    cases: list[Case] = []
+    for exc in exceptions:
+        if exc.code not in NOT_OPENED:
+            cases.append(_exception_case(Kind.ORDER, exc, after, _ref_of_cause(exc, cause, after)))
+    new = {record["milestone"] for record in breaches}
+    for breach in (*after.open_breaches, *after.closed_breaches):
+        if breach["milestone"] in new:
+            cases.append(_breach_case(after, breach))
+    if cause is not None and cause.get("event_type") == "OrderHoldApplied":
+        hold = after.holds.get(cause.get("hold_type"))
+        if hold is not None and hold[1] == cause.get("occurred_at"):
+            cases.append(_hold_case(after, cause["hold_type"], hold[0], hold[1]))
+    return cases
+
+
+def _ref_of_cause(exc: BusinessException, cause: Mapping[str, Any] | None, after: OrderState) -> str | None:
+    code = exc.code
+    if cause is None:
+        return None
+    if code == Code.UNKNOWN_SHIPMENT:
+        return cause.get("shipment_id") if cause.get("shipment_id") in after.early_deliveries else None
+    if code == Code.UNKNOWN_INVOICE:
+        invoice = cause.get("invoice_id")
+        return invoice if invoice is not None and invoice not in after.invoices else None
+    if code == Code.UNKNOWN_PAYMENT:
+        payment = after.payments.get(cause.get("payment_id"))
+        return cause.get("payment_id") if payment is not None and payment.amount_minor is None else None
+    if code == Code.INVOICE_EXCEEDS_SHIPPED:
+        return _one(lid for lid, ln in after.lines.items() if ln.sku == exc.sku and ln.invoice_parked > 0)
+    return None
+
+
 def sku_cases(exceptions: Iterable[BusinessException]) -> list[Case]:
     """The cases of the inventory side's exceptions (keyed by sku). They never auto-resolve:
     what would clear them (ATP back above zero at a warehouse) is not in an order's state."""
@@ -607,6 +651,16 @@ def clears(case: Case, state: OrderState) -> str | None:
         return None
     rule = CLEARED_BY.get(case.code)
     return rule(case, state) if rule is not None else None
+
+
+def may_clear(case: Case) -> bool:
+    """Whether a later state of the order can clear the case (`clears`): the order agent keeps
+    only those in the order's state to look at after each transition."""
+    if case.is_resolved or case.kind != Kind.ORDER:
+        return False
+    if case.milestone is not None or case.code.startswith(HOLD_PREFIX):
+        return True
+    return case.code in CLEARED_BY and (case.ref is not None or case.code == Code.OVERPAYMENT)
 
 
 def cases_auto_resolved(cases: Iterable[Case], after: OrderState, at: int) -> list[Case]:

@@ -163,6 +163,9 @@ class OrderState:
     # What changed, change by change (tables.timeline), as its stored bytes: appended to without
     # decoding, decoded only to fold old entries or to answer GET /orders/{id}/timeline.
     timeline: bytes | None = None
+    # Cases this order opened that a later state of it may clear (tables.cases `may_clear`), in
+    # their stored form: the order agent tells the case agent when their cause is gone.
+    open_cases: list[list[Any]] = field(default_factory=list)
 
     # -- derived helpers -------------------------------------------------------------
     @property
@@ -214,6 +217,7 @@ class OrderState:
                 self.seq, self.last_status,
                 self.open_breaches,
                 self.closed_breaches,
+                self.open_cases,
             ]
         ).encode() + (_TIMELINE + self.timeline if self.timeline else b"")
 
@@ -241,6 +245,7 @@ class OrderState:
         s.seq, s.last_status = v[32], v[33]
         s.open_breaches = v[34]
         s.closed_breaches = v[35] if len(v) > 35 else []  # absent in states written before
+        s.open_cases = v[36] if len(v) > 36 else []
         s.timeline = timeline or None
         return s
 

@@ -199,6 +199,62 @@ _RISK_ROW = {
         "region": {"type": ["string", "null"]},
     },
 }
+_CASE_FILTERS = [
+    {"name": name, "in": "query", "required": False, "description": doc, "schema": {"type": "string"}}
+    for name, doc in (
+        ("state", "Comma-separated: OPEN, ACKNOWLEDGED, RESOLVED."),
+        ("code", "Comma-separated codes: exception codes, SLA-<MILESTONE>, HOLD-<TYPE>."),
+        ("severity", "Comma-separated: CRITICAL, HIGH, MEDIUM, LOW."),
+        ("warehouse_id", "Exact."), ("region", "Exact."), ("channel", "Exact."), ("customer_id", "Exact."),
+        ("order_id", "Exact."), ("sku", "Exact."),
+        ("cursor", "Opaque: the `next_cursor` of the previous page (same filters)."),
+    )
+] + [{"name": "limit", "in": "query", "required": False, "description": "Cases per page (default 50).",
+      "schema": {"type": "integer", "minimum": 1, "maximum": 500}}]
+CASE_ID = {"name": "case_id", "in": "path", "required": True, "schema": {"type": "string"},
+           "description": "o.<order_id>.<code>... or s.<sku>.<code>... (docs/operations-api.md)"}
+PATHS["/cases"] = {
+    "get": {
+        "summary": "The exception work queue across every worker: business exceptions, SLA breaches and active "
+        "holds as cases, oldest first, paged by cursor (docs/operations-api.md).",
+        "parameters": _CASE_FILTERS,
+        "responses": {
+            "200": _json("cases[] (each with age_ms), next_cursor (null on the last page), workers"),
+            "400": _json("unknown parameter, bad value or a cursor made for other filters", ERROR),
+        },
+    }
+}
+PATHS["/cases/local"] = {
+    "get": {
+        "summary": "This worker's page of the same query (merged by /cases).",
+        "parameters": _CASE_FILTERS,
+        "responses": {"200": _json("one worker's page"), "400": _json("bad query", ERROR)},
+    }
+}
+PATHS["/cases/{case_id}"] = {
+    "get": {
+        "summary": "One case (routed to the worker that owns it).",
+        "parameters": [CASE_ID],
+        "responses": {"200": _json("the case"), "404": _json("unknown case", ERROR), "503": MOVING},
+    }
+}
+PATHS["/cases/{case_id}/{verb}"] = {
+    "post": {
+        "summary": "acknowledge, assign or resolve a case. Body {\"who\": ..., \"note\": ...} (assign: also "
+        "\"assignee\"); header Idempotency-Key makes a retry apply once. Checked on the owner, then an event "
+        "on o2c.case-actions applied exactly once; 200 with the case once applied, 202 if not within 10 s.",
+        "parameters": [CASE_ID, {"name": "verb", "in": "path", "required": True,
+                                 "schema": {"type": "string", "enum": ["acknowledge", "assign", "resolve"]}}],
+        "responses": {
+            "200": _json("the case after the action"),
+            "202": _json("status accepted, action_id: not applied within 10 s"),
+            "400": _json("malformed body, unknown verb", ERROR),
+            "404": _json("unknown case", ERROR),
+            "409": _json("the case's state does not allow it (e.g. resolving twice); reason says why", ERROR),
+            "503": MOVING,
+        },
+    }
+}
 PATHS["/kpis"] = {
     "get": {
         "summary": "Business KPIs over every worker's orders (docs/operations-api.md 'Business KPIs'): order cycle "
@@ -246,7 +302,13 @@ PATHS["/sla/at-risk/local"] = {
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "o2c-streams worker API", "version": "1"},
+        "info": {
+            "title": "o2c-streams worker API",
+            "version": "1",
+            "description": "Timestamps in answers (fields named *_at, since, orphan_since, as_of) are ISO-8601 UTC "
+            "strings with milliseconds, e.g. 2026-11-02T09:00:00.000Z; durations are numbers named *_ms or *_days. "
+            "The per-worker /local answers that /sla/breaches, /sla/at-risk and /kpis merge keep epoch milliseconds.",
+        },
         "paths": PATHS,
         "components": {
             "schemas": {

@@ -10,6 +10,7 @@ import heapq
 import logging
 import re
 import time
+import uuid
 from collections import Counter
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,22 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.api.openapi import STATUSES as STATUS_LIST
+from streams.contracts.flat import iso_from_millis
+from streams.contracts.roles import CASE_ACTIONS
 from streams.runtime.partitioner import partition_of
 from streams.settings import Settings
+from tables.cases import (
+    Case,
+    CasePage,
+    CaseQueryError,
+    CaseTransitionError,
+    action_from_request,
+    apply_action,
+    merge_pages,
+    page_of,
+    parse_case_id,
+    parse_query,
+)
 from tables.inventory import atp_view, warehouse_view
 from tables.kpis import KpiTotals
 from tables.order import derive_status, to_view
@@ -45,6 +60,8 @@ DEFAULT_BREACHES = 100
 ROUTED_HEADER = "X-O2C-Routed"  # set on requests one worker forwards to another: never forwarded again
 RETRY_AFTER = 1  # seconds a client waits before asking again for a key whose partition moves
 ROUTE_TIMEOUT = 10.0
+IDEMPOTENCY_HEADER = "Idempotency-Key"  # a case action sent again under the same key is applied once
+CASE_ACTION_WAIT = 10.0  # seconds a POST on a case waits for its action to be applied
 STALE_HEADER = {"X-O2C-Stale": "standby"}  # on answers read from a standby copy (committed state,
 # possibly behind the owner's) while the key's partition moves
 
@@ -185,8 +202,15 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
 
     async def forward(view: View, request: Request, url: str, timeout: float) -> Response:
         client_timeout = aiohttp.ClientTimeout(total=timeout)
-        async with app.http_client.get(
-            f"{url}{request.path_qs}", headers={ROUTED_HEADER: "1"}, timeout=client_timeout
+        headers = {ROUTED_HEADER: "1"}
+        body = None
+        if request.method == "POST":
+            body = await request.read()
+            headers["Content-Type"] = "application/json"
+            if IDEMPOTENCY_HEADER in request.headers:
+                headers[IDEMPOTENCY_HEADER] = request.headers[IDEMPOTENCY_HEADER]
+        async with app.http_client.request(
+            request.method, f"{url}{request.path_qs}", headers=headers, data=body, timeout=client_timeout
         ) as response:
             body = await response.read()
             headers = {"Retry-After": response.headers["Retry-After"]} if "Retry-After" in response.headers else None
@@ -227,7 +251,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             state = orders.store.lookup_standby(order_id.encode())
             if state is None:  # a standby copy may be behind: it cannot tell the order does not exist
                 return unavailable(self, f"partition of {order_id!r} is moving to another worker")
-            return self.json(to_view(state), headers=dict(STALE_HEADER))
+            return self.json(iso_times(to_view(state)), headers=dict(STALE_HEADER))
         if routed is not LOCAL:
             return routed
         deadline = time.monotonic() + timeout
@@ -251,7 +275,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
                     pass
         if state is None:  # an order with only early (buffered) events still answers, unplaced
             return error(self, 404, f"unknown order {order_id!r}")
-        return self.json(view)
+        return self.json(iso_times(view))
 
     @app.page("/orders/{order_id}/timeline")
     async def timeline(self: View, request: Request, order_id: str) -> Response:
@@ -263,7 +287,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             state = orders.store.lookup_standby(order_id.encode())
             if state is None:
                 return unavailable(self, f"partition of {order_id!r} is moving to another worker")
-            return self.json(timeline_view(state), headers=dict(STALE_HEADER))
+            return self.json(iso_times(timeline_view(state)), headers=dict(STALE_HEADER))
         if routed is not LOCAL:
             return routed
         with orders.store.mutex:
@@ -271,7 +295,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             body = timeline_view(state) if state is not None else None
         if body is None:
             return error(self, 404, f"unknown order {order_id!r}")
-        return self.json(body)
+        return self.json(iso_times(body))
 
     @app.page("/atp/{sku}")
     async def atp(self: View, request: Request, sku: str) -> Response:
@@ -302,7 +326,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             return unavailable(self, f"partition of {sku!r} is moving to another worker")
         if body is None:
             return error(self, 404, f"sku {sku!r} has no position at warehouse {warehouse_id!r}")
-        return self.json(body, headers=headers)
+        return self.json(iso_times(body), headers=headers)
 
     async def from_other_workers(path: str) -> tuple[list[Any], list[str]]:
         """`path` asked of every other worker of the group: the answers, and the workers that
@@ -363,7 +387,116 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         }
         if failed:
             body["unreachable_workers"] = failed
-        return self.json(body)
+        return self.json(iso_times(body))
+
+    cases = worker.cases
+    actions_topic = settings.topic(CASE_ACTIONS)
+
+    @app.page("/cases/local")
+    async def cases_local(self: View, request: Request) -> Response:
+        try:
+            query = parse_query(dict(request.query))
+        except CaseQueryError as exc:
+            return error(self, exc.http_status, str(exc), reason=exc.code)
+        if worker.runtime.rebalancing:
+            return unavailable(self, "partitions are moving between workers")
+        return self.json(page_of(cases.local_cases(), query).to_json())
+
+    @app.page("/cases")
+    async def case_list(self: View, request: Request) -> Response:
+        """The exception work queue across every worker, oldest first, paged by cursor."""
+        try:
+            query = parse_query(dict(request.query))
+        except CaseQueryError as exc:
+            return error(self, exc.http_status, str(exc), reason=exc.code)
+        if worker.runtime.rebalancing:  # partitions moving: a page could miss their cases
+            return unavailable(self, "partitions are moving between workers")
+        replies, failed = await from_other_workers(f"/cases/local?{request.query_string}")
+        pages = [page_of(cases.local_cases(), query), *(CasePage.from_json(r) for r in replies)]
+        body = merge_pages(pages, query).view(int(time.time() * 1000))
+        body["workers"] = len(pages)
+        if failed:
+            body["unreachable_workers"] = failed
+        return self.json(iso_times(body))
+
+    async def case_of(view: View, request: Request, case_id: str) -> Response | tuple[str, Case]:
+        """The case answered here (routed to its owner otherwise), or the error answer."""
+        try:
+            key = parse_case_id(case_id).key
+        except CaseQueryError as exc:
+            return error(view, 404, str(exc))
+        routed = await route(view, request, actions_topic, cases.store, key)
+        if routed is STANDBY:
+            if request.method != "GET":
+                return unavailable(view, f"the owner of case {case_id!r} is moving to another worker")
+            case = cases.store.lookup_standby(key.encode())
+            found = next((c for c in case or () if c.case_id == case_id), None)
+            if found is None:
+                return unavailable(view, f"the owner of case {case_id!r} is moving to another worker")
+            return view.json(iso_times(found.view(int(time.time() * 1000))), headers=dict(STALE_HEADER))
+        if routed is not LOCAL:
+            return routed
+        with cases.store.mutex:
+            found = cases.lookup(key, case_id)
+        if found is None:
+            return error(view, 404, f"unknown case {case_id!r}")
+        return key, found
+
+    @app.page("/cases/{case_id}")
+    async def case_get(self: View, request: Request, case_id: str) -> Response:
+        answer = await case_of(self, request, case_id)
+        if not isinstance(answer, tuple):
+            return answer
+        return self.json(iso_times(answer[1].view(int(time.time() * 1000))))
+
+    @app.page("/cases/{case_id}/{verb}")
+    class CaseActionView(View):
+        """POST acknowledge | assign | resolve with {"who", "note"?, "assignee"?}: checked on the
+        case's owner (400/404/409 at once), then an event on o2c.case-actions applied exactly
+        once; answers with the case once the action is applied (200), or 202 after 10 s."""
+
+        async def post(self, request: Request, case_id: str, verb: str) -> Response:
+            try:
+                body = await request.json()
+            except ValueError:
+                return error(self, 400, "the body must be JSON: {\"who\": ..., \"note\": ...}")
+            action_id = request.headers.get(IDEMPOTENCY_HEADER) or uuid.uuid4().hex
+            if not 1 <= len(action_id) <= 128:
+                return error(self, 400, f"{IDEMPOTENCY_HEADER} must be 1-128 characters")
+            now = int(time.time() * 1000)
+            try:
+                action = action_from_request(case_id, verb, body, action_id, now)
+            except CaseQueryError as exc:
+                return error(self, 404, str(exc))
+            except CaseTransitionError as exc:
+                return error(self, exc.http_status, str(exc), reason=exc.code)
+            answer = await case_of(self, request, case_id)
+            if not isinstance(answer, tuple):
+                return answer
+            key, current = answer
+            try:
+                predicted = apply_action(current, action)
+            except CaseTransitionError as exc:
+                return error(self, exc.http_status, str(exc), reason=exc.code, case=iso_times(current.view(now)))
+            if predicted is current:  # this action id was applied before
+                return self.json(iso_times(current.view(now)))
+            with worker.watchers.watch(case_id) as changed:
+                await worker.publish_action(actions_topic, key, action)
+                deadline = time.monotonic() + CASE_ACTION_WAIT
+                while True:
+                    with cases.store.mutex:
+                        found = cases.lookup(key, case_id)
+                    if found is not None and action_id in found.action_ids:
+                        return self.json(iso_times(found.view(int(time.time() * 1000))))
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    changed.clear()
+                    try:
+                        await asyncio.wait_for(changed.wait(), min(remaining, 0.5))
+                    except TimeoutError:
+                        pass
+            return self.json({"status": "accepted", "action_id": action_id, "case_id": case_id}, status=202)
 
     @app.page("/kpis/local")
     async def kpis_local(self: View, request: Request) -> Response:
@@ -380,7 +513,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         body["workers"] = 1 + len(replies)
         if failed:
             body["unreachable_workers"] = failed
-        return self.json(body)
+        return self.json(iso_times(body))
 
     @app.page("/sla/at-risk/local")
     async def at_risk_local(self: View, request: Request) -> Response:
@@ -414,7 +547,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         }
         if failed:
             body["unreachable_workers"] = failed
-        return self.json(body)
+        return self.json(iso_times(body))
 
 
 def parse_risk_filters(request: Request) -> dict[str, Any]:
@@ -434,6 +567,24 @@ def parse_risk_filters(request: Request) -> dict[str, Any]:
 
 def _listing(filters: dict[str, Any]) -> str:
     return "&".join(f"{k}={v}" for k, v in filters.items())
+
+
+TIMESTAMP_KEYS = frozenset({"since", "orphan_since", "as_of"})
+"""Timestamp fields not named `*_at`; durations are named `*_ms` or `*_days` and stay numbers."""
+
+
+def iso_times(body: Any) -> Any:
+    """`body` with every timestamp (epoch ms in a field named `*_at`, or one of TIMESTAMP_KEYS)
+    rendered as ISO-8601 UTC with milliseconds, as the CLI prints them (issue 16). Applied to
+    public answers only: the per-worker `/local` answers keep epoch ms for merging."""
+    if isinstance(body, dict):
+        return {
+            k: iso_from_millis(v) if type(v) is int and (k.endswith("_at") or k in TIMESTAMP_KEYS) else iso_times(v)
+            for k, v in body.items()
+        }
+    if isinstance(body, list):
+        return [iso_times(v) for v in body]
+    return body
 
 
 def timeline_view(state: OrderState) -> dict[str, Any]:

@@ -16,7 +16,13 @@ ORDER_ROLES: tuple[str, ...] = ("orders", "shipments", "payments")
 """Inputs keyed by `order_id`: the order agent's, and what a status event can be caused by."""
 INPUT_ROLES: tuple[str, ...] = (*ORDER_ROLES, "inventory")
 OUTPUT_ROLES: tuple[str, ...] = ("order-status", "atp", "sla-breaches", "exceptions")
-CONTRACT_ROLES: tuple[str, ...] = INPUT_ROLES + OUTPUT_ROLES
+CASE_ACTIONS = "case-actions"
+"""People's actions on cases (POST /cases/...), keyed by the case's order_id or sku."""
+CASES = "cases"
+"""Case changes, for downstream ticketing."""
+OPERATIONS_ROLES: tuple[str, ...] = (CASE_ACTIONS, CASES)
+"""The exception work queue's topics (issue 16): not SPEC §1's, Avro like every topic."""
+CONTRACT_ROLES: tuple[str, ...] = INPUT_ROLES + OUTPUT_ROLES + OPERATIONS_ROLES
 """Every role with an Avro contract in `schemas/`."""
 DEAD_LETTER = "dlq"
 """The dead-letter topic: the failed record's own bytes, the reason in headers (SPEC §7)."""
@@ -33,6 +39,8 @@ KEY_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "atp": ("sku",),
         "sla-breaches": ("order_id",),
         "exceptions": ("order_id", "sku"),
+        CASE_ACTIONS: ("case_key",),
+        CASES: ("order_id", "sku"),
     }
 )
 """Kafka key of each contract topic: the first non-null of these fields."""
@@ -41,8 +49,10 @@ ALLOCATION_REQUESTS = "allocation-requests"
 """Order agent -> inventory agent, keyed by `sku` (streams/processors/saga.py)."""
 ALLOCATION_RESULTS = "allocation-results"
 """Inventory agent -> order agent, keyed by `order_id`."""
-INTERNAL_TOPICS: tuple[str, ...] = (ALLOCATION_REQUESTS, ALLOCATION_RESULTS)
+CASE_EVENTS = "case-events"
+"""Both agents -> the case agent: cases opened, causes cleared (streams/processors/cases.py)."""
+INTERNAL_TOPICS: tuple[str, ...] = (ALLOCATION_REQUESTS, ALLOCATION_RESULTS, CASE_EVENTS)
 CHANGELOGS: tuple[str, ...] = (
-    "orders-changelog", "inventory-changelog", "sla-stream-time-changelog", "kpis-changelog",
+    "orders-changelog", "inventory-changelog", "sla-stream-time-changelog", "kpis-changelog", "cases-changelog",
 )
 """Compacted topics holding the stores' state (streams/runtime/store.py)."""

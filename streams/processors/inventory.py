@@ -21,11 +21,13 @@ from streams.contracts.flat import key_of, to_flat
 from streams.contracts.roles import ALLOCATION_REQUESTS
 from streams.metrics import METRICS
 from streams.processors import saga
+from streams.processors.cases import case_events_topic, opened_fact
 from streams.processors.deadletter import dead_letter
 from streams.processors.orders import KeyMismatch
 from streams.runtime.processor import BatchAgent, record_key
 from streams.settings import Settings
 from tables.allocation import AllocationResult
+from tables.cases import sku_cases
 from tables.inventory import (
     InvalidEvent,
     SkuState,
@@ -46,6 +48,7 @@ class InventoryAgent(BatchAgent):
         self.atp_topic = settings.topic("atp")
         self.exceptions_topic = settings.topic("exceptions")
         self.results_topic = saga.results_topic(settings)
+        self.case_events_topic = case_events_topic(settings)
         self.internal = (saga.requests_topic(settings),)  # waited for: see OrderAgent.emits
         if settings.align_answers:  # the order agent waits for this agent's progress (OrderAgent)
             self.emits = {self.results_topic: (settings.topic("inventory"), saga.requests_topic(settings))}
@@ -100,6 +103,8 @@ class InventoryAgent(BatchAgent):
         for exc in outcome.exceptions:
             record = exc.to_dict()
             send(self.exceptions_topic, key_of("exceptions", record).encode(), self.codec.encode("exceptions", record), None)
+            for case in sku_cases([exc]):  # the exception work queue (streams/processors/cases.py)
+                send(self.case_events_topic, case.key.encode(), opened_fact(case), None, message.cause_header())
             METRICS.child(METRICS.business_exceptions, exc.code).inc()
             log.debug("business exception sku=%s order_id=%s code=%s: %s", sku, exc.order_id, exc.code, exc.detail)
         cause = message.cause_header() if outcome.results else None  # ordered by its cause's time

@@ -32,6 +32,7 @@ from streams.contracts.flat import to_flat
 from streams.contracts.roles import ALLOCATION_RESULTS, ORDER_ROLES
 from streams.metrics import METRICS
 from streams.processors import saga
+from streams.processors.cases import case_events_topic, cleared_fact, opened_fact
 from streams.processors.deadletter import dead_letter
 from streams.processors.kpis import KpiSums
 from streams.processors.sla import SlaChecks
@@ -39,6 +40,7 @@ from streams.processors.status_counts import StatusCounts
 from streams.runtime.processor import BatchAgent, record_key
 from streams.settings import Settings
 from tables.allocation import AllocationResult
+from tables.cases import Case, cases_auto_resolved, cases_raised, may_clear
 from tables.emission import Cause, Emission, breached, emission_of
 from tables.order import InvalidEvent, OrderState, apply_allocation, apply_event, status_event
 from tables.sla import apply_under_sla
@@ -66,6 +68,7 @@ class OrderAgent(BatchAgent):
         self.exceptions_topic = settings.topic("exceptions")
         self.breaches_topic = settings.topic("sla-breaches")
         self.requests_topic = saga.requests_topic(settings)
+        self.case_events_topic = case_events_topic(settings)
         # The inventory agent waits for this agent's progress in business time before it applies
         # a later inventory event (docs/runtime.md, "Event-time order"); requests are caused by the
         # source events only (applying an answer never sends one). With `align_answers` this agent
@@ -193,9 +196,37 @@ class OrderAgent(BatchAgent):
         else:
             sla.touch(partition, key, step.pending)
         emission = emission_of(state, outcome, step, item)
+        watched = self.case_facts(send, record, state, emission, item if result is None else None, at)
         self.emit(send, record, partition, key, state, emission, before)
         if emission.store:
             self.kpis.changed(partition, kpi_before, answered, state, item, now)
+        elif watched:
+            self.store.put(partition, key, state)
+
+    def case_facts(
+        self, send: Send, record: Any, state: OrderState, emission: Emission, cause: dict[str, Any] | None, at: int
+    ) -> bool:
+        """Tell the case agent (streams/processors/cases.py) what this transition opened and
+        which of the order's cases it cleared; keep those a later state may clear. True when
+        that changed the state (it must be stored)."""
+        if not (emission.exceptions or emission.breaches or state.open_cases or (
+            cause is not None and cause.get("event_type") == "OrderHoldApplied"
+        )):
+            return False
+        opened = cases_raised(state, emission.exceptions, emission.breaches, cause)
+        watched = [Case.from_list(c) for c in state.open_cases] + [c for c in opened if may_clear(c)]
+        cleared = {c.case_id: c for c in cases_auto_resolved(watched, state, at)}
+        headers = record.cause_header() if record is not None else None
+        for case in opened:
+            send(self.case_events_topic, case.key.encode(), opened_fact(case), None, headers)
+        for case in cleared.values():
+            send(self.case_events_topic, case.key.encode(), cleared_fact(case.case_id, case.note or "", at), None,
+                 headers)
+        kept = [c.to_list() for c in watched if c.case_id not in cleared]
+        if kept == state.open_cases:
+            return False
+        state.open_cases = kept
+        return True
 
     def emit(
         self, send: Send, record: Any, partition: int, key: bytes, state: OrderState, emission: Emission,
@@ -250,7 +281,9 @@ class OrderAgent(BatchAgent):
             records, raised = self.sla.breach(partition, key, state, now)
             if not records:
                 return False
-            self.emit(send, None, partition, key, state, breached(state, records, raised), before)
+            emission = breached(state, records, raised)
+            self.case_facts(send, None, state, emission, None, now)
+            self.emit(send, None, partition, key, state, emission, before)  # stores the state
             self.kpis.changed(partition, kpi_before, None, state, None, int(time.time() * 1000))
         return True
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.contracts.roles import CHANGELOGS, INTERNAL_TOPICS, TOPIC_ROLES
@@ -127,6 +128,21 @@ def create_topics(
                 result[name] = "exists"
         _wait_visible(client, [t.topic for t in new])
     return {name: result[name] for name in wanted}
+
+
+class Publisher:
+    """Produces single records and waits for the broker's acknowledgement (the HTTP layer's
+    case actions; not for the pipeline's outputs, which go through the runtime's transactions)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.producer = Producer(producer_config(settings))
+
+    def publish(self, topic: str, key: bytes, value: bytes, timeout: float = 10.0) -> None:
+        errors: list[Any] = []
+        self.producer.produce(topic, value, key, on_delivery=lambda err, _msg: errors.append(err))
+        self.producer.flush(timeout)
+        if not errors or errors[0] is not None:
+            raise KafkaException(errors[0] if errors else KafkaError(KafkaError._TIMED_OUT, "not acknowledged"))
 
 
 def changelog_config(settings: Settings) -> dict[str, str]:

@@ -60,7 +60,8 @@ def test_orders_at_risk_of_missing_acceptance(kafka_env, workers, tmp_path) -> N
         ("R-CRIT", "ACCEPTANCE", "CRITICAL"), ("R-HIGH", "ACCEPTANCE", "HIGH"), ("R-MED", "ACCEPTANCE", "MEDIUM"),
     ]
     crit = rows[0]
-    assert crit["due_at"] - crit["started_at"] == 60 * MINUTE
+    started, due = (datetime.fromisoformat(crit[k].replace("Z", "+00:00")) for k in ("started_at", "due_at"))
+    assert (due - started).total_seconds() == 3600 and crit["due_at"].endswith("Z")
     assert 93.0 <= crit["consumed_pct"] < 100
     assert (crit["channel"], crit["region"]) == ("EDI", "EU")
     assert (body["count"], body["truncated"]) == (3, False)

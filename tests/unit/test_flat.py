@@ -263,7 +263,7 @@ def test_unknown_role() -> None:
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
 def test_key_of_every_event(event_type: str) -> None:
     role, flat = role_of(event_type), EXAMPLES[event_type]
-    expected = flat["sku"] if role in ("inventory", "atp") else flat["order_id"]
+    expected = flat["sku"] if role in ("inventory", "atp") else flat["case_key"] if role == "case-actions" else flat["order_id"]
     assert key_of(role, flat) == expected
     assert key_of(role, to_record(role, flat, contracts=CONTRACTS)) == expected  # record form too
 

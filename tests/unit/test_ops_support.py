@@ -125,7 +125,13 @@ class Shell:
         self.totals.apply(delta)
         self.transitions.append(Transition(before, copy_state(state), cause, processed, delta))
         raised = None if self.read_raised_from_state else em.exceptions
-        for case in cs.cases_opened(before, state, raised):
+        opened = cs.cases_opened(before, state, raised)
+        # the order agent's way (no `before`): the same cases; the same refs where the state
+        # difference names one (the cause also names it when the same problem repeats)
+        seen = cs.cases_raised(state, em.exceptions, em.breaches, cause if isinstance(cause, dict) else None)
+        assert [c.case_id for c in seen] == [c.case_id for c in opened]
+        assert all(a.ref == b.ref for a, b in zip(seen, opened) if b.ref is not None)
+        for case in opened:
             self.cases.setdefault(case.case_id, case)
         at = self._business_time(cause)
         open_cases = [c for c in self.cases.values() if not c.is_resolved and c.kind == cs.Kind.ORDER]

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.contracts.codec import Codec, DecodeError
-from streams.contracts.roles import CONTRACT_ROLES
+from streams.contracts.roles import CONTRACT_ROLES, OPERATIONS_ROLES
 from streams.contracts.schema_check import check, main
 from streams.contracts.schemas import clear_cache, load_contracts
 from streams.settings import REPO_ROOT
@@ -83,6 +83,9 @@ def test_repository_schemas_are_released_as_version_1() -> None:
     contracts = load_contracts(SCHEMAS)
     assert contracts.releases[0] == 1
     for role in CONTRACT_ROLES:
+        if role in OPERATIONS_ROLES:  # topics added after release 1 (issue 16): released with the next one
+            assert not (SCHEMAS / "released" / "1" / f"{role}.avsc").exists()
+            continue
         released = json.loads((SCHEMAS / "released" / "1" / f"{role}.avsc").read_text())
         current = json.loads(json.dumps(contracts.raw[role]))
         pending = UNRELEASED_FIELDS.get(role, [])
