@@ -29,7 +29,7 @@ from tests.ledger_checks import app_lag, atp_views, lag_by_partition, ledger_vs_
 pytestmark = pytest.mark.kafka
 
 PARTITIONS = 4
-TABLES = ("orders", "inventory")
+TABLES = ("orders", "inventory", "kpis", "cases")
 
 
 def make_world(bootstrap_servers: str, tmp: Path, partitions: int = PARTITIONS) -> Env:

@@ -75,6 +75,7 @@ def test_metrics_agree_with_the_topics(kafka_env: Env, workers: WorkerFactory) -
     assert sum(m["o2c_atp_changes_total"].values()) == len(topic["atp"]) > 0
     assert sum(m.get("o2c_dead_letters_total", {}).values()) == len(topic["dlq"])
     assert sum(m["o2c_event_to_status_seconds_count"].values()) == len(statuses)
-    assert set(by(m["o2c_consume_to_produce_seconds_count"], "agent")) == {"o2c.orders", "o2c.inventory"}
-    assert {dict(k)["table"] for k in m["o2c_table_recovery_seconds"]} == {"orders", "inventory"}
+    agents = {"o2c.orders", "o2c.inventory"} | ({"o2c.cases"} if topic["exceptions"] else set())
+    assert set(by(m["o2c_consume_to_produce_seconds_count"], "agent")) == agents
+    assert {dict(k)["table"] for k in m["o2c_table_recovery_seconds"]} == {"orders", "inventory", "kpis", "cases"}
     assert worker.errors() == []
