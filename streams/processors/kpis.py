@@ -3,11 +3,12 @@ docs/operations-api.md "Business KPIs").
 
 The KPIs are sums over orders. Each order transition adds its change (its contribution after
 minus before, plus the observations of the transition: first allocation, sync latency) to its
-partition's sums, which live in the `kpis` store: one key per sum, so a commit writes the
-sums that changed (a few per event), not the whole table, and they travel with the order
-states in the same transactions (exactly once, restored with the tail like any store). A
-partition whose sums were never initialised (a deployment that predates them) is summed once
-from its stored states when it is assigned.
+partition's sums, which live in the `kpis` store: one value per metric (tables.kpis.Metric:
+its sums by dimension), so a commit writes the metrics that changed (a few), not every sum (one
+changelog record per sum and commit was more records than the order states themselves), and
+they travel with the order states in the same transactions (exactly once, restored with the
+tail like any store). A partition whose sums were never initialised (a deployment that predates
+them) is summed once from its stored states when it is assigned.
 """
 
 from __future__ import annotations
@@ -25,35 +26,49 @@ _INITIALISED = b"\x00initialised"
 """Key present once a partition's sums account for every stored order."""
 
 
-def _int(raw: bytes) -> int:
-    return int(raw)
+Sums = dict[str, int]  # one metric's sums: JSON of the dimensions -> value
 
 
-def _bytes(value: int) -> bytes:
-    return str(value).encode()
+def decode_sums(raw: bytes) -> Sums:
+    return json.loads(raw)
+
+
+def encode_sums(sums: Sums) -> bytes:
+    return json.dumps(sums, separators=(",", ":")).encode()
 
 
 class KpiSums:
-    """The KPI sums of the active partitions, kept in `store` (PartitionedStore[int])."""
+    """The KPI sums of the active partitions, kept in `store` (PartitionedStore[Sums], keyed by
+    metric name)."""
 
-    def __init__(self, store: PartitionedStore[int], orders: PartitionedStore[OrderState]) -> None:
+    def __init__(self, store: PartitionedStore[Sums], orders: PartitionedStore[OrderState]) -> None:
         self.store = store
         self.orders = orders
-        self._keys: dict[tuple[Any, ...], bytes] = {}  # a sum's key -> its store key (cached)
+        self._keys: dict[tuple[Any, ...], tuple[bytes, str]] = {}  # sum key -> (metric, dimensions)
 
-    def _key(self, key: tuple[Any, ...]) -> bytes:
+    def _key(self, key: tuple[Any, ...]) -> tuple[bytes, str]:
         found = self._keys.get(key)
         if found is None:
             if len(self._keys) >= 100_000:
                 self._keys.clear()
-            found = self._keys[key] = json.dumps(key, separators=(",", ":")).encode()
+            found = self._keys[key] = (str(key[0]).encode(), json.dumps(key[1:], separators=(",", ":")))
         return found
 
     def add(self, partition: int, delta: KpiDelta) -> None:
         get, put = self.store.get, self.store.put
+        touched: dict[bytes, Sums] = {}
         for key, value in delta.values.items():
-            k = self._key(key)
-            put(partition, k, (get(partition, k) or 0) + value)
+            metric, dims = self._key(key)
+            sums = touched.get(metric)
+            if sums is None:
+                sums = touched[metric] = get(partition, metric) or {}
+            total = sums.get(dims, 0) + value
+            if total:
+                sums[dims] = total
+            else:
+                sums.pop(dims, None)
+        for metric, sums in touched.items():
+            put(partition, metric, sums)
 
     # ------------------------------------------------------------------ per transition
 
@@ -90,15 +105,17 @@ class KpiSums:
             if self.store.get(partition, _INITIALISED) is None:
                 states = (OrderState.from_bytes(raw) for _, raw in self.orders.raw_items(partition))
                 self.add(partition, KpiDelta(totals_of(states).values))
-                self.store.put(partition, _INITIALISED, 1)
+                self.store.put(partition, _INITIALISED, {})
 
     def totals(self) -> KpiTotals:
         """The sums of this worker's active partitions (for `/kpis/local`; the HTTP thread)."""
         totals = KpiTotals()
         for partition in self.store.active_partitions():
             values = {}
-            for key, value in self.store.items(partition):
-                if key != _INITIALISED:
-                    values[tuple(json.loads(key))] = value
+            for metric, sums in self.store.items(partition):
+                if metric != _INITIALISED:
+                    name = metric.decode()
+                    for dims, value in dict(sums).items():  # a copy: the runtime thread adds meanwhile
+                        values[(name, *json.loads(dims))] = value
             totals.merge(KpiTotals(values))
         return totals

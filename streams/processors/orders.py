@@ -34,7 +34,7 @@ from streams.metrics import METRICS
 from streams.processors import saga
 from streams.processors.cases import case_events_topic, cleared_fact, opened_fact
 from streams.processors.deadletter import dead_letter
-from streams.processors.kpis import KpiSums
+from streams.processors.kpis import KpiSums, decode_sums, encode_sums
 from streams.processors.sla import SlaChecks
 from streams.processors.status_counts import StatusCounts
 from streams.runtime.processor import BatchAgent, record_key
@@ -82,7 +82,7 @@ class OrderAgent(BatchAgent):
             self.awaits_answers = self._awaits_answers
         self.store = self.new_store("orders", OrderState.from_bytes, OrderState.to_bytes)
         self.status_counts = StatusCounts(self.store)
-        self.kpis = KpiSums(self.new_store("kpis", int, lambda value: str(value).encode()), self.store)
+        self.kpis = KpiSums(self.new_store("kpis", decode_sums, encode_sums), self.store)
         self.sla = SlaChecks(settings, self.store, self.breach_overdue)
         if self.sla.stream_times is not None:
             self.stores.append(self.sla.stream_times)
