@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +100,43 @@ def fifths(run: Run) -> list[float]:
             crossings.append(run.samples[0][0] if target <= run.samples[0][1] else run.samples[-1][0])
     step = total / 5
     return [step / (b - a) if b > a else float("nan") for a, b in zip(crossings, crossings[1:])]
+
+
+QUERIES = (
+    "/cases?limit=50",
+    "/cases?state=OPEN&severity=HIGH&limit=50",
+    "/sla/at-risk?limit=100",
+    "/sla/at-risk?level=CRITICAL&limit=100",
+    "/kpis",
+    "/orders/{order}/timeline",
+    "/orders/{order}",
+)
+
+
+def query_times(port: str, orders: int, repeats: int = 40) -> list[str]:
+    """Median and worst time of each query (operations endpoints, issue 16), with the size of
+    the last answer."""
+    lines = []
+    order = f"SO-7-{orders // 2:06d}"  # the simulator's order ids (seed 7)
+    for path in QUERIES:
+        url = f"http://127.0.0.1:{port}{path.format(order=order)}"
+        took = []
+        size = 0
+        status = 0
+        for _ in range(repeats):
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(url, timeout=30) as answer:
+                    size, status = len(answer.read()), answer.status
+            except urllib.error.HTTPError as exc:
+                size, status = len(exc.read()), exc.code
+            took.append(time.perf_counter() - started)
+        took.sort()
+        lines.append(
+            f"GET {path}: median {took[len(took) // 2] * 1000:.1f} ms, max {took[-1] * 1000:.1f} ms"
+            f" ({status}, {size:,} bytes)"
+        )
+    return lines
 
 
 def changelog_records(settings, topic: str) -> Iterator[tuple[int, bytes, bytes | None]]:
@@ -223,9 +261,12 @@ def bench_state(orders: int, hold: int, broker_dir: Path | None) -> None:
         samplers: list[RssSampler] = []
         after_rss: list[float] = []
 
+        timings: list[str] = []
+
         def settle(proc: subprocess.Popen, _run: Run) -> None:
             quiet(port)
             after_rss.append(rss_mb(proc.pid))
+            timings.extend(query_times(port, orders))
 
         grow = measure_worker(
             settings, "grow", WORKER, env, workdir, roles=INPUT_ROLES, after=settle,
@@ -240,6 +281,9 @@ def bench_state(orders: int, hold: int, broker_dir: Path | None) -> None:
             f" ({grow.rate:,.0f} until committed); by fifth of the input:"
             f" {' / '.join(f'{r:,.0f}' for r in fifths(grow))} events/s"
         )
+        print(f"  HTTP answers with {orders:,} orders held (sequential GETs, after the backlog):")
+        for line in timings:
+            print(f"    {line}")
         print(
             f"  worker RSS: {rss[quarter - 1] if rss else 0:,.0f} MiB at a quarter of the run,"
             f" {after_rss[0] if after_rss else 0:,.0f} MiB at the end, peak {max(rss, default=0):,.0f} MiB"
