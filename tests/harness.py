@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,24 @@ class WorkerFactory:
     def stop_all(self) -> None:
         for worker in self.workers:
             worker.stop()
+
+
+def epoch_times(body):
+    """An HTTP answer with its ISO-8601 timestamps (streams/api/web.py `iso_times`) back in
+    epoch ms, for tests that compare answers with topic records or computed times; checks the
+    rendering on the way (UTC, milliseconds)."""
+    if isinstance(body, dict):
+        out = {}
+        for k, v in body.items():
+            if isinstance(v, str) and (k.endswith("_at") or k in ("since", "orphan_since", "as_of")):
+                assert v.endswith("Z") and len(v) == 24, f"{k}: {v!r} is not ISO-8601 UTC with milliseconds"
+                out[k] = int(datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1000)
+            else:
+                out[k] = epoch_times(v)
+        return out
+    if isinstance(body, list):
+        return [epoch_times(v) for v in body]
+    return body
 
 
 def counters(worker: Worker, *names: str) -> dict[str, dict[tuple, float]]:

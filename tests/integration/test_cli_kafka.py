@@ -145,7 +145,8 @@ def test_topics_create_is_idempotent(kafka_env):
     assert done.returncode == 0, done.stderr
     lines = dict(line.split("\t") for line in done.stdout.splitlines())
     spec = {kafka_env.settings.topic(r) for r in (*INPUT_ROLES, "order-status", "atp", "sla-breaches", "exceptions", "dlq")}
-    internal = {kafka_env.settings.internal_topic(n) for n in ("allocation-requests", "allocation-results")}
+    spec |= {kafka_env.settings.topic(r) for r in ("case-actions", "cases")}  # the exception work queue's
+    internal = {kafka_env.settings.internal_topic(n) for n in ("allocation-requests", "allocation-results", "case-events")}
     internal |= {kafka_env.settings.internal_topic(n) for n in CHANGELOGS}  # the stores' compacted changelogs
     assert set(lines) == spec | internal
     assert set(lines.values()) == {"exists"}

@@ -15,7 +15,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import Env, make_env
-from tests.harness import Worker, WorkerFactory, read_topic, settle, taken_in
+from tests.harness import Worker, WorkerFactory, epoch_times, read_topic, settle, taken_in
 
 pytestmark = pytest.mark.kafka
 
@@ -119,7 +119,7 @@ class Flow:
     def http(self, path: str) -> dict:
         reply = self.worker.get(path)
         assert reply.status_code == 200, reply.text
-        return reply.json()
+        return epoch_times(reply.json())
 
     def buckets(self, order_id: str) -> tuple[str, list[tuple]]:
         """Status and per line (warehouse, allocated, backordered, shipped, promised_at)."""

@@ -52,7 +52,7 @@ from streams.contracts.codec import Codec
 from streams.contracts.flat import to_record
 from streams.contracts.roles import INPUT_ROLES
 from tests.conftest import Env, make_env
-from tests.harness import Worker, WorkerFactory, read_topic
+from tests.harness import Worker, WorkerFactory, epoch_times, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -169,7 +169,7 @@ def order(world: World, order_id: str, *, seq: int) -> dict:
 
     def probe():
         reply = world.worker.get(f"/orders/{order_id}")
-        return reply.json() if reply.status_code == 200 and reply.json()["seq"] == seq else None
+        return epoch_times(reply.json()) if reply.status_code == 200 and reply.json()["seq"] == seq else None
 
     return wait_until(f"{order_id} at seq {seq} over HTTP", probe, world.worker)
 
@@ -377,7 +377,7 @@ def positions(world: World, sku: str) -> list[tuple]:
     assert reply.status_code == 200, reply.text
     return [
         (w["warehouse_id"], w["on_hand"], w["reserved"], w["backordered"], w["atp"])
-        for w in reply.json()["warehouses"]
+        for w in epoch_times(reply.json())["warehouses"]
     ]
 
 
@@ -428,7 +428,7 @@ def test_happy_path_to_closed(world: World) -> None:
         sc.play()
         reply = poll.result(timeout=30)
     assert reply.status_code == 200, reply.text
-    body = reply.json()
+    body = epoch_times(reply.json())
     assert (body["status"], body["seq"]) == ("CLOSED", 8)
     assert money(body) == (2500, 2500, 0, 0)
     assert body["invoices"] == [
@@ -622,7 +622,7 @@ def test_partial_shipment_then_invoice_of_shipped_quantity_only(world: World) ->
     # Everything received was shipped; the receipts closed PO-PT-2.
     for sku in ("SKU-C", "SKU-F"):
         assert positions(world, sku) == [("DC2", 0, 0, 0, 0)], sku
-        assert world.worker.get(f"/atp/{sku}/DC2").json()["expected_supply"] == [], sku
+        assert epoch_times(world.worker.get(f"/atp/{sku}/DC2").json())["expected_supply"] == [], sku
     assert_clean_log(world)
 
 
@@ -717,7 +717,7 @@ def test_hold_and_release(world: World) -> None:
     sc.play(through="ho-8")
     reply = world.worker.get("/orders/SO-HOLD?wait_for=BACKORDERED&timeout=10")
     assert reply.status_code == 200, reply.text
-    body = reply.json()
+    body = epoch_times(reply.json())
     assert (body["status"], body["seq"], body["holds"]) == ("BACKORDERED", 8, [])
 
     sc.play()  # SKU-G arrives at DC3, its first warehouse, which takes the waiting line
@@ -903,7 +903,7 @@ def test_shipment_before_its_order(world: World) -> None:
     assert early.status_code == 200, (
         f"GET /orders/SO-EARLY with 2 buffered events answered {early.status_code} {early.text}"
     )
-    assert {k: early.json()[k] for k in ("placed", "status", "seq", "buffered_events", "orphan_since")} == {
+    assert {k: epoch_times(early.json())[k] for k in ("placed", "status", "seq", "buffered_events", "orphan_since")} == {
         "placed": False,
         "status": None,
         "seq": 0,

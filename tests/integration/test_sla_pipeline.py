@@ -28,7 +28,7 @@ from confluent_kafka import Producer
 from streams.contracts.codec import Codec
 from streams.contracts.flat import to_record
 from tests.conftest import Env, make_env
-from tests.harness import Worker, WorkerFactory, counters, read_topic, settle, taken_in
+from tests.harness import Worker, WorkerFactory, counters, epoch_times, read_topic, settle, taken_in
 
 pytestmark = pytest.mark.kafka
 
@@ -401,20 +401,20 @@ def test_no_order_breaches_a_milestone_twice(event_world: Outputs) -> None:
 def test_http_lists_open_breaches(event_world: Outputs) -> None:
     worker = event_world.worker
     assert worker is not None
-    body = worker.get("/sla/breaches", params={"milestone": "orphan"}).json()
+    body = epoch_times(worker.get("/sla/breaches", params={"milestone": "orphan"}).json())
     orphan = event_world.cases["ORPHAN"]
     assert [(b["order_id"], b["milestone"], b["due_at"]) for b in body["breaches"]] == [
         (orphan.orders["due"], "ORPHAN", orphan.due_at)
     ]
     assert body["truncated"] is False and body["workers"] == 1
 
-    everything = worker.get("/sla/breaches", params={"limit": 10000}).json()["breaches"]
+    everything = epoch_times(worker.get("/sla/breaches", params={"limit": 10000}).json())["breaches"]
     open_now = {(s["order_id"], b["milestone"]) for s in last_statuses(event_world) for b in s["open_breaches"]}
     listed = {(b["order_id"], b["milestone"]) for b in everything}
     assert listed - {(orphan.orders["due"], "ORPHAN")} == open_now
     assert [b["due_at"] for b in everything] == sorted(b["due_at"] for b in everything)
 
-    two = worker.get("/sla/breaches", params={"limit": 2, "channel": "EDI", "region": "EU"}).json()
+    two = epoch_times(worker.get("/sla/breaches", params={"limit": 2, "channel": "EDI", "region": "EU"}).json())
     assert two["breaches"] == [b for b in everything if b["channel"] == "EDI"][:2] and two["truncated"] is True
     assert worker.get("/sla/breaches", params={"region": "NOWHERE"}).json()["breaches"] == []
     for bad in ({"milestone": "LUNCH"}, {"channel": "FAX"}, {"region": "bad region"}, {"limit": "0"},
@@ -484,9 +484,9 @@ def test_wall_clock_breach_without_further_events_is_committed_once(wall_world) 
     time.sleep(3)  # several checks
     assert len(read_topic(env.settings, "sla-breaches", expect=1, idle=2)) == 1
     assert len(read_topic(env.settings, "order-status", expect=2, idle=1)) == 2
-    view = fresh.get("/orders/WALL-1").json()
+    view = epoch_times(fresh.get("/orders/WALL-1").json())
     assert view["open_breaches"] == statuses[1]["open_breaches"]
-    listing = fresh.get("/sla/breaches").json()["breaches"]
+    listing = epoch_times(fresh.get("/sla/breaches").json())["breaches"]
     assert [(b["order_id"], b["milestone"], b["detected_at"]) for b in listing] == [
         ("WALL-1", "ACCEPTANCE", detected)
     ]
