@@ -301,7 +301,7 @@ class Before:
 
     seq: int
     last_status: str | None
-    lines: Mapping[str, tuple[Any, ...]]  # line_id -> LINE_BUCKETS values, warehouse, promised_at
+    lines: Mapping[str, tuple[Any, ...]]  # line_id -> (LINE_BUCKETS values), warehouse, promised_at
     holds: frozenset[str]
     amounts: tuple[int, ...]  # in AMOUNTS order
     reached: frozenset[str]  # MILESTONES already set
@@ -315,7 +315,7 @@ def before_of(state: OrderState) -> Before:
         state.seq,
         state.last_status,
         {
-            lid: (ln.ordered, ln.cancelled, ln.allocated, ln.backordered, ln.shipped, ln.delivered, ln.invoiced,
+            lid: ((ln.ordered, ln.cancelled, ln.allocated, ln.backordered, ln.shipped, ln.delivered, ln.invoiced),
                   ln.warehouse_id, ln.promised_at)
             for lid, ln in state.lines.items()
         },
@@ -328,20 +328,22 @@ def before_of(state: OrderState) -> Before:
     )
 
 
-_NO_LINE = (0,) * len(LINE_BUCKETS) + (None, None)
+_NO_LINE = ((0,) * len(LINE_BUCKETS), None, None)
 
 
 def _line_changes(before: Before | None, after: OrderState) -> list[list[Any]]:
-    """`LineChange.to_list()` of every line that changed."""
+    """`LineChange.to_list()` of every line that changed (most changes touch one line)."""
     old_lines = before.lines if before is not None else {}
     out = []
     for lid, ln in after.lines.items():
         old = old_lines.get(lid)
-        was = old if old is not None else _NO_LINE
+        was, was_wh, was_promised = old if old is not None else _NO_LINE
         now = (ln.ordered, ln.cancelled, ln.allocated, ln.backordered, ln.shipped, ln.delivered, ln.invoiced)
+        if now == was and ln.warehouse_id == was_wh and ln.promised_at == was_promised:
+            continue
         deltas = [[b, now[i] - was[i]] for i, b in enumerate(LINE_BUCKETS) if now[i] != was[i]]
-        moved = [was[-2], ln.warehouse_id] if old is not None and was[-2] != ln.warehouse_id else None
-        promised = [was[-1], ln.promised_at] if was[-1] != ln.promised_at else None
+        moved = [was_wh, ln.warehouse_id] if old is not None and was_wh != ln.warehouse_id else None
+        promised = [was_promised, ln.promised_at] if was_promised != ln.promised_at else None
         if deltas or moved or promised:
             out.append([lid, deltas, moved, promised])
     return out

@@ -45,6 +45,7 @@ _ORDER_BREACHES = b"c"
 _DUE = b"d"
 _ORDER = b"o"
 _COVERED = b"m:covered-offset"
+_RISKS_KEPT = b"m:risks-v1"  # present once the index holds the risk entries of every order
 _RISK = b"r"
 _ORDER_RISKS = b"q"
 _RISK_KEY = struct.Struct(">cBQB")
@@ -349,6 +350,14 @@ class DueIndex:
         self._marked = False
         self._low = _DUE
         self._listed.clear()
+
+    @property
+    def keeps_risks(self) -> bool:
+        """False for an index written before it kept risk levels (rebuild it once)."""
+        return self.db.get(_RISKS_KEPT) is not None
+
+    def mark_risks_kept(self) -> None:
+        self.db.put(_RISKS_KEPT, b"1")
 
     # ------------------------------------------------------------------ consistency marker
     @property

@@ -54,10 +54,12 @@ class KpiSums:
             found = self._keys[key] = (str(key[0]).encode(), json.dumps(key[1:], separators=(",", ":")))
         return found
 
-    def add(self, partition: int, delta: KpiDelta) -> None:
+    def add(self, partition: int, delta: Mapping[tuple[Any, ...], int]) -> None:
+        if not delta:
+            return
         get, put = self.store.get, self.store.put
         touched: dict[bytes, Sums] = {}
-        for key, value in delta.values.items():
+        for key, value in delta.items():
             metric, dims = self._key(key)
             sums = touched.get(metric)
             if sums is None:
@@ -88,15 +90,17 @@ class KpiSums:
     ) -> None:
         """The order went from `before` (its contribution then; None: a new order) to `state`;
         `answered`: for an allocation answer, the lines answered before it."""
-        delta = contribution(state)
+        values = dict(contribution(state).values)
         if before is not None:
-            delta = delta - before
+            for key, value in before.values.items():
+                values[key] = values.get(key, 0) - value
         if answered is not None:
-            delta = delta + first_fills(answered, state)
+            for key, value in first_fills(answered, state).values.items():
+                values[key] = values.get(key, 0) + value
         if isinstance(cause, Mapping) and cause.get("source") is not None and cause.get("occurred_at") is not None:
-            delta = delta + latency(cause["source"], cause["occurred_at"], now)
-        if delta:
-            self.add(partition, delta)
+            for key, value in latency(cause["source"], cause["occurred_at"], now).values.items():
+                values[key] = values.get(key, 0) + value
+        self.add(partition, {key: value for key, value in values.items() if value})
 
     # ------------------------------------------------------------------ partitions
 
@@ -104,7 +108,7 @@ class KpiSums:
         for partition in partitions:
             if self.store.get(partition, _INITIALISED) is None:
                 states = (OrderState.from_bytes(raw) for _, raw in self.orders.raw_items(partition))
-                self.add(partition, KpiDelta(totals_of(states).values))
+                self.add(partition, totals_of(states).values)
                 self.store.put(partition, _INITIALISED, {})
 
     def totals(self) -> KpiTotals:

@@ -217,11 +217,11 @@ class OrderAgent(BatchAgent):
         watched = [Case.from_list(c) for c in state.open_cases] + [c for c in opened if may_clear(c)]
         cleared = {c.case_id: c for c in cases_auto_resolved(watched, state, at)}
         headers = record.cause_header() if record is not None else None
+        key = state.order_id.encode()  # the order's cases are keyed by it (Kind.ORDER)
         for case in opened:
-            send(self.case_events_topic, case.key.encode(), opened_fact(case), None, headers)
+            send(self.case_events_topic, key, opened_fact(case), None, headers)
         for case in cleared.values():
-            send(self.case_events_topic, case.key.encode(), cleared_fact(case.case_id, case.note or "", at), None,
-                 headers)
+            send(self.case_events_topic, key, cleared_fact(case.case_id, case.note or "", at), None, headers)
         kept = [c.to_list() for c in watched if c.case_id not in cleared]
         if kept == state.open_cases:
             return False

@@ -150,16 +150,20 @@ class SlaChecks:
                     continue
                 if deadlines is None:
                     deadlines = pending_deadlines(state, self.policy, self.kind)
-                if index.schedule(order_id, deadlines) and deadlines:
+                rescheduled = index.schedule(order_id, deadlines)
+                if rescheduled and deadlines:
                     horizon = min(horizon, min(deadlines.values()))
-                self._list(index, state, deadlines)
+                self._list(index, state, deadlines, rescheduled)
             self.horizon[p] = horizon
 
-    def _list(self, index: DueIndex, state: OrderState, deadlines: dict[str, int]) -> None:
-        """The order's open breaches and the risk levels of its open milestones in the index."""
+    def _list(self, index: DueIndex, state: OrderState, deadlines: dict[str, int], rescheduled: bool = True) -> None:
+        """The order's open breaches and, when its deadlines moved, the risk levels of its open
+        milestones (a milestone's clock starts with the change that gives it a due time, so
+        unchanged deadlines are unchanged risk entries: most changes of an order skip this)."""
         index.set_open_breaches(state.order_id, state.open_breaches, state.channel, state.region)
-        milestones = open_milestones(state, self.policy, self.kind, deadlines) if deadlines else {}
-        index.set_risks(state.order_id, milestones, self.thresholds, state.channel, state.region)
+        if rescheduled:
+            milestones = open_milestones(state, self.policy, self.kind, deadlines) if deadlines else {}
+            index.set_risks(state.order_id, milestones, self.thresholds, state.channel, state.region)
 
     @staticmethod
     def _forget(index: DueIndex, order_id: str) -> None:
@@ -291,9 +295,12 @@ class SlaChecks:
         replayed = self.store.take_replayed(partition)
         index = self.indexes.open(partition)
         covered = index.covered_offset()
-        if persisted is None or covered != persisted:
+        if persisted is None or covered != persisted or not index.keeps_risks:
             started = time.monotonic()
-            if replayed is not None and replayed[1] is not None and replayed[0] == covered is not None:
+            if (
+                index.keeps_risks and replayed is not None and replayed[1] is not None
+                and replayed[0] == covered is not None
+            ):
                 orders = self._reindex(index, partition, replayed[1])
                 how = "caught up on the replayed tail"
             else:
@@ -304,6 +311,7 @@ class SlaChecks:
                 "SLA due index of partition %d %s: %d orders in %.2f s",
                 partition, how, orders, time.monotonic() - started,
             )
+            index.mark_risks_kept()
             if persisted is not None:
                 index.set_covered_offset(persisted)  # it reflects exactly the persisted states
         next_due = index.next_due()
