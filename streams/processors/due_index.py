@@ -165,11 +165,14 @@ class DueIndex:
         if new == old:
             return False
         batch = WriteBatch(raw_mode=True)
+        kept = set(old) & set(new)  # entries that stay (same level, time and milestone)
         for level, at, rank in old:
-            batch.delete(_RISK_KEY.pack(_RISK, level, at, rank) + oid)
+            if (level, at, rank) not in kept:
+                batch.delete(_RISK_KEY.pack(_RISK, level, at, rank) + oid)
+        values = {rank: json.dumps([started, due, channel, region]).encode() for rank, (started, due) in spans.items()}
         for level, at, rank in new:
-            started, due = spans[rank]
-            batch.put(_RISK_KEY.pack(_RISK, level, at, rank) + oid, json.dumps([started, due, channel, region]).encode())
+            if (level, at, rank) not in kept:
+                batch.put(_RISK_KEY.pack(_RISK, level, at, rank) + oid, values[rank])
         if new:
             batch.put(_ORDER_RISKS + oid, b"".join(_RISK_ENTRY.pack(*e) for e in new))
         else:
