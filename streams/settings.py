@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         50_000, ge=0, description="Decoded order states kept in memory across commits."
     )
     rocksdb_memory_mb: int = Field(
-        64, ge=8, description="MiB of RocksDB block cache and memtables, shared by every table and "
+        256, ge=8, description="MiB of RocksDB block cache and memtables, shared by every table and "
         "SLA index partition of the worker (docs/runtime.md)."
     )
     changelog_segment_mb: int = Field(

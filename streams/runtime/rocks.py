@@ -38,8 +38,14 @@ def rocks_options(memory_mb: int | None) -> Options:
         return options
     block_cache, buffers = _shared(memory_mb)
     options.set_write_buffer_manager(buffers)
-    # A memtable flushes at 8 MiB, or earlier when the instances together reach the budget.
-    options.set_write_buffer_size(min(8 * _MIB, max(_MIB, memory_mb * _MIB // 8)))
+    # A memtable flushes at a quarter of the budget (at most RocksDB's default 64 MiB), or
+    # earlier when the instances together reach half of it. Small memtables flushed often pile
+    # up level-0 files, and RocksDB then slows or stops writes: a write on the runtime thread
+    # that waits holds the open transaction past its timeout (a worker was fenced so at 100k
+    # orders with 8 MiB memtables). Level 0 may also grow further before writes slow down.
+    options.set_write_buffer_size(min(64 * _MIB, max(_MIB, memory_mb * _MIB // 4)))
+    options.set_level_zero_slowdown_writes_trigger(40)
+    options.set_level_zero_stop_writes_trigger(64)
     table = BlockBasedOptions()
     table.set_block_cache(block_cache)
     options.set_block_based_table_factory(table)
