@@ -38,7 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,6 +51,9 @@ from streams.runtime.store import PartitionedStore
 log = logging.getLogger("o2c.runtime")
 
 _PAUSE_AT = 5_000  # records buffered per input partition before its fetching pauses
+_MAX_HELD_SENDS = 20_000
+"""Records processing may send while a commit is in flight before it waits for that commit."""
+_SLOW_COMMIT = 2.0  # seconds: a commit this long is logged
 _RESUME_AT = 1_000
 _STALL_WARNING = 5.0  # seconds a task waits for a silent input partition before it goes on (logged)
 
@@ -119,6 +122,11 @@ class Output:
         self.producer = producer
         self.produced = 0  # records since the last commit
         self._held: list[tuple[Any, ...]] | None = None
+
+    @property
+    def held(self) -> int:
+        """Sends waiting for the commit in flight to end."""
+        return len(self._held) if self._held is not None else 0
 
     def hold(self) -> None:
         self._held = []
@@ -663,6 +671,16 @@ class Runtime:
 
     def _step(self) -> None:
         assert self.consumer is not None and self.producer is not None
+        if self._inflight is not None and self.out is not None and self.out.held >= _MAX_HELD_SENDS:
+            # Back pressure: everything processed while a commit is in flight joins the next
+            # transaction, which its commit must flush before the transaction timeout. Without a
+            # bound a slow commit (a busy broker) let the next transaction grow until its own
+            # commit outlasted the timeout and the broker fenced the worker (100k-order backlog).
+            wait([self._inflight[0]], timeout=0.05)
+            if not self._inflight[0].done():
+                return
+            if not self._finish_commit():
+                return
         now = time.monotonic()
         if self._backlogged:  # the last step left records it could process: no waiting
             msgs = self.consumer.consume(1000, 0)
@@ -882,7 +900,11 @@ class Runtime:
         return True
 
     def _committed(self, started: float, stamps: list[int]) -> None:
-        METRICS.commit_seconds.observe(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        METRICS.commit_seconds.observe(took)
+        if took > _SLOW_COMMIT:
+            log.warning("a commit took %.1f s (%d records sent meanwhile wait for the next one)",
+                        took, self.out.held if self.out is not None else 0)
         wall_ms = time.time() * 1000
         observe = METRICS.record_to_commit.observe
         for stamp in stamps:
