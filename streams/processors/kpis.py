@@ -3,9 +3,11 @@ docs/operations-api.md "Business KPIs").
 
 The KPIs are sums over orders. Each order transition adds its change (its contribution after
 minus before, plus the observations of the transition: first allocation, sync latency) to its
-partition's sums, which live in the `kpis` store: one value per metric (tables.kpis.Metric:
-its sums by dimension), so a commit writes the metrics that changed (a few), not every sum (one
-changelog record per sum and commit was more records than the order states themselves), and
+partition's sums, which live in the `kpis` store: one value per metric and its first two
+dimensions (e.g. receivables of one region and channel, by currency and due day), so a commit
+writes the groups that changed (a few), not every sum (one changelog record per sum and commit
+was more records than the order states themselves), and no value grows with the whole history
+(one value per metric exceeded Kafka's 1 MB record limit at 100k orders: sums by day), and
 they travel with the order states in the same transactions (exactly once, restored with the
 tail like any store). A partition whose sums were never initialised (a deployment that predates
 them) is summed once from its stored states when it is assigned.
@@ -23,6 +25,7 @@ from tables.kpis import KpiDelta, KpiTotals, contribution, first_fills, latency,
 from tables.order_state import OrderState
 
 _INITIALISED = b"\x00initialised"
+_GROUPED = 3  # a store value holds the sums sharing the metric and its first two dimensions
 """Key present once a partition's sums account for every stored order."""
 
 
@@ -44,14 +47,15 @@ class KpiSums:
     def __init__(self, store: PartitionedStore[Sums], orders: PartitionedStore[OrderState]) -> None:
         self.store = store
         self.orders = orders
-        self._keys: dict[tuple[Any, ...], tuple[bytes, str]] = {}  # sum key -> (metric, dimensions)
+        self._keys: dict[tuple[Any, ...], tuple[bytes, str]] = {}  # sum key -> (group, other dimensions)
 
     def _key(self, key: tuple[Any, ...]) -> tuple[bytes, str]:
         found = self._keys.get(key)
         if found is None:
             if len(self._keys) >= 100_000:
                 self._keys.clear()
-            found = self._keys[key] = (str(key[0]).encode(), json.dumps(key[1:], separators=(",", ":")))
+            group = json.dumps(key[:_GROUPED], separators=(",", ":")).encode()
+            found = self._keys[key] = (group, json.dumps(key[_GROUPED:], separators=(",", ":")))
         return found
 
     def add(self, partition: int, delta: Mapping[tuple[Any, ...], int]) -> None:
@@ -116,10 +120,10 @@ class KpiSums:
         totals = KpiTotals()
         for partition in self.store.active_partitions():
             values = {}
-            for metric, sums in self.store.items(partition):
-                if metric != _INITIALISED:
-                    name = metric.decode()
+            for group, sums in self.store.items(partition):
+                if group != _INITIALISED:
+                    prefix = tuple(json.loads(group))
                     for dims, value in dict(sums).items():  # a copy: the runtime thread adds meanwhile
-                        values[(name, *json.loads(dims))] = value
+                        values[(*prefix, *json.loads(dims))] = value
             totals.merge(KpiTotals(values))
         return totals
