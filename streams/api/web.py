@@ -426,14 +426,8 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         except CaseQueryError as exc:
             return error(view, 404, str(exc))
         routed = await route(view, request, actions_topic, cases.store, key)
-        if routed is STANDBY:
-            if request.method != "GET":
-                return unavailable(view, f"the owner of case {case_id!r} is moving to another worker")
-            case = cases.store.lookup_standby(key.encode())
-            found = next((c for c in case or () if c.case_id == case_id), None)
-            if found is None:
-                return unavailable(view, f"the owner of case {case_id!r} is moving to another worker")
-            return view.json(iso_times(found.view(int(time.time() * 1000))), headers=dict(STALE_HEADER))
+        if routed is STANDBY:  # cases are not served from standby copies
+            return unavailable(view, f"the owner of case {case_id!r} is moving to another worker")
         if routed is not LOCAL:
             return routed
         with cases.store.mutex:

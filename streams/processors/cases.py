@@ -4,8 +4,10 @@ decisions in docs/operations-api.md).
 Cases have one owner, this agent, whatever raised them: it reads the case facts the order and
 inventory agents send on the internal `case-events` topic (a case opened; an order's state that
 cleared a case's cause) and the people's actions on `o2c.case-actions`, both keyed by the case's
-order_id or sku, so a case, its facts and its actions meet on one partition. The cases of one
-key are one value of the `cases` store; every change is published on `o2c.cases` (Avro) in the
+order_id or sku, so a case, its facts and its actions meet on one partition. Each case is one
+value of the `cases` store, under `<order_id or sku> 0x1F <case_id>` on its key's partition (one
+value per key grew past Kafka's 1 MB record limit for SKUs with thousands of open NEGATIVE_ATP
+cases at 100k orders); every change is published on `o2c.cases` (Avro) in the
 same transaction as the store write and the input offsets: exactly once, and it survives
 restarts and handovers like any state.
 
@@ -31,9 +33,11 @@ from tables.cases import Case, CaseAction, CaseTransitionError, apply_action, au
 
 log = logging.getLogger("o2c.cases")
 
-MAX_CASES_PER_KEY = 200
-"""Cases kept per order or SKU; beyond, the oldest resolved ones are dropped (the output topic
-keeps every change)."""
+_SEP = b"\x1f"
+
+
+def store_key(key: str, case_id: str) -> bytes:
+    return key.encode() + _SEP + case_id.encode()
 
 
 class CaseFactError(CodecError):
@@ -52,12 +56,12 @@ def cleared_fact(case_id: str, note: str, at: int) -> bytes:
     return json.dumps({"clear": case_id, "note": note, "at": at}, separators=(",", ":")).encode()
 
 
-def encode_cases(cases: list[Case]) -> bytes:
-    return json.dumps([c.to_list() for c in cases], separators=(",", ":")).encode()
+def encode_case(case: Case) -> bytes:
+    return case.to_bytes()
 
 
-def decode_cases(raw: bytes) -> list[Case]:
-    return [Case.from_list(v) for v in json.loads(raw)]
+def decode_case(raw: bytes) -> Case:
+    return Case.from_bytes(raw)
 
 
 class CaseAgent(BatchAgent):
@@ -69,7 +73,7 @@ class CaseAgent(BatchAgent):
         self.codec = codec
         self.notify = notify or (lambda key: None)
         self.cases_topic = settings.topic(CASES)
-        self.store = self.new_store("cases", decode_cases, encode_cases)
+        self.store = self.new_store("cases", decode_case, encode_case)
 
     def decode(self, message: Any) -> Any:
         role = self.topics[message.topic]
@@ -106,36 +110,35 @@ class CaseAgent(BatchAgent):
                     dead_letter(send, self.settings, record, exc)
 
     def apply(self, send: Any, record: Any, item: Any) -> None:
-        key = record.key
+        owner = record.key.decode()
         partition = record.partition
-        cases = list(self.store.get(partition, key) or [])
-        index = {c.case_id: i for i, c in enumerate(cases)}
         if isinstance(item, Case):  # opened by an agent: an id seen before keeps its case
-            if item.case_id in index:
+            key = store_key(owner, item.case_id)
+            if self.store.get(partition, key) is not None:
                 return
-            cases.append(item)
             changed = item
         elif isinstance(item, CaseAction):
-            at = index.get(item.case_id)
-            if at is None:
+            key = store_key(owner, item.case_id)
+            current = self.store.get(partition, key)
+            if current is None:
                 log.warning("case action %s for unknown case %s: ignored", item.action_id, item.case_id)
                 return
             try:
-                changed = apply_action(cases[at], item)
+                changed = apply_action(current, item)
             except CaseTransitionError as exc:  # another action won the race since the POST
                 log.info("case action %s on %s refused: %s", item.action_id, item.case_id, exc)
                 return
-            if changed is cases[at]:  # a repeated action
+            if changed is current:  # a repeated action
                 return
-            cases[at] = changed
         else:
             case_id, note, when = item
-            at = index.get(case_id)
-            if at is None or cases[at].is_resolved:
+            key = store_key(owner, case_id)
+            current = self.store.get(partition, key)
+            if current is None or current.is_resolved:
                 return
-            changed = cases[at] = auto_resolve(cases[at], note, when)
-        self.store.put(partition, key, _bounded(cases))
-        send(self.cases_topic, key, self.codec.encode(CASES, changed.to_record()), None)
+            changed = auto_resolve(current, note, when)
+        self.store.put(partition, key, changed)
+        send(self.cases_topic, record.key, self.codec.encode(CASES, changed.to_record()), None)
         METRICS.child(METRICS.case_changes, changed.state).inc()
         log.debug("case %s version %d %s", changed.case_id, changed.version, changed.state)
         self.notify(changed.case_id)
@@ -143,23 +146,11 @@ class CaseAgent(BatchAgent):
     # ------------------------------------------------------------------ queries (HTTP thread)
 
     def lookup(self, key: str, case_id: str) -> Case | None:
-        for case in self.store.lookup(key.encode()) or ():
-            if case.case_id == case_id:
-                return case
-        return None
+        return self.store.lookup_at(self.store.partition_of(key.encode()), store_key(key, case_id))
 
     def local_cases(self) -> list[Case]:
         """Every case of the active partitions (the listing filters and pages them)."""
         found: list[Case] = []
         for partition in self.store.active_partitions():
-            for _key, cases in self.store.items(partition):
-                found.extend(cases)
+            found.extend(case for _key, case in self.store.items(partition))
         return found
-
-
-def _bounded(cases: list[Case]) -> list[Case]:
-    if len(cases) <= MAX_CASES_PER_KEY:
-        return cases
-    resolved = sorted((c for c in cases if c.is_resolved), key=lambda c: (c.resolved_at or 0, c.case_id))
-    drop = {c.case_id for c in resolved[: len(cases) - MAX_CASES_PER_KEY]}
-    return [c for c in cases if c.case_id not in drop]

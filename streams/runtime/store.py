@@ -170,6 +170,19 @@ class PartitionedStore(Generic[V]):
         raw = db.get(key) if db is not None else None
         return self.decode(raw) if raw is not None else None
 
+    def lookup_at(self, partition: int, key: bytes) -> V | None:
+        """`lookup` for a key stored on an explicit partition (a composite key whose partition
+        is its owner's, not its own hash)."""
+        if partition not in self.active:
+            return None
+        cache = self.cache.get(partition)
+        value = cache.get(key) if cache is not None else None
+        if value is not None:
+            return value
+        db = self.dbs.get(partition)
+        raw = db.get(key) if db is not None else None
+        return self.decode(raw) if raw is not None else None
+
     def lookup_standby(self, key: bytes) -> V | None:
         """For queries: the key's committed value from a standby copy of its partition (None
         when this worker keeps no standby of it, or the key is unknown there)."""
