@@ -159,16 +159,7 @@ class PartitionedStore(Generic[V]):
 
     def lookup(self, key: bytes) -> V | None:
         """For queries from another thread: the key's value if its partition is active here."""
-        partition = self.partition_of(key)
-        if partition not in self.active:
-            return None
-        cache = self.cache.get(partition)
-        value = cache.get(key) if cache is not None else None
-        if value is not None:
-            return value
-        db = self.dbs.get(partition)
-        raw = db.get(key) if db is not None else None
-        return self.decode(raw) if raw is not None else None
+        return self.lookup_at(self.partition_of(key), key)
 
     def lookup_at(self, partition: int, key: bytes) -> V | None:
         """`lookup` for a key stored on an explicit partition (a composite key whose partition
