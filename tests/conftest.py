@@ -71,6 +71,11 @@ class Env:
         )
 
 
+# What the tests' processes import: the project, and the guard against re-entrant client calls
+# (tests/guards/sitecustomize.py).
+WORKER_PYTHONPATH = f"{REPO}{os.pathsep}{REPO / 'tests' / 'guards'}"
+
+
 def make_env(bootstrap_servers: str, tmp: Path, partitions: int = 2) -> Env:
     """An isolated world: unique topic prefix and app id, its own data dir; SPEC topics created."""
     from streams.runtime.topics import create_topics
@@ -85,7 +90,7 @@ def make_env(bootstrap_servers: str, tmp: Path, partitions: int = 2) -> Env:
         "O2C_PARTITIONS": str(partitions),
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("O2C_")} | values
-    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONPATH"] = WORKER_PYTHONPATH
     settings = load_settings(
         bootstrap_servers=bootstrap_servers,
         topic_prefix=prefix,

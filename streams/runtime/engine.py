@@ -624,6 +624,7 @@ class Runtime:
             # worker answers (marked stale) from its files at once, not only once the group
             # has rebalanced (after a SIGKILL: once the dead member's session timed out).
             self._plan_standbys()
+        self._resolve_partition_counts()
         topics = sorted(self.processor_of)
         self.consumer.subscribe(
             topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -862,15 +863,22 @@ class Runtime:
                 for partition in range(self._partition_count(topic)):
                     self.out.send(topic, None, b"", partition, headers)
 
-    def _partition_count(self, topic: str) -> int:
-        count = self._partitions.get(topic)
-        if count is None:
-            assert self.consumer is not None
+    def _resolve_partition_counts(self) -> None:
+        """Look up, once and before subscribing, how many partitions each internal topic has.
+        Not later, on first use: that is inside the rebalance callbacks (a task opens, a
+        revocation commits), and a metadata call on the consumer from within its own callback
+        clears confluent-kafka's per-thread call state, so the next librdkafka log line or error
+        served by the same `consume()` aborted the process (`CallState_get: cs != NULL`)."""
+        assert self.consumer is not None
+        internal = {t for p in self.processors for t in (*p.internal, *p.emits)}
+        for topic in sorted(internal):
             metadata = self.consumer.list_topics(topic, timeout=30).topics[topic]
             if metadata.error is not None:
                 raise KafkaException(metadata.error)
-            count = self._partitions[topic] = len(metadata.partitions)
-        return count
+            self._partitions[topic] = len(metadata.partitions)
+
+    def _partition_count(self, topic: str) -> int:
+        return self._partitions[topic]  # every internal topic: `_resolve_partition_counts`
 
     def _transact(self, offsets: list[TopicPartition], metadata: Any) -> None:
         """On the committer thread: the transaction's round trips. A retriable error (a

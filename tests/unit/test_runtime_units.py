@@ -202,3 +202,24 @@ def test_restore_waits_for_the_commit_markers_of_a_just_committed_transaction() 
 def test_a_transaction_that_stays_open_is_an_error_after_the_timeout() -> None:
     with pytest.raises(TimeoutError, match="stayed open"):
         _settled_ends(Watermarks((0, 5)), Watermarks((0, 9)), "changelog", [0], timeout=0.05)
+
+
+def test_worker_processes_run_with_the_reentrant_call_guard():
+    """The guard turns a consumer call from inside its own rebalance callback (which aborts the
+    process one run in a few) into an immediate error; it must load in every worker the tests start."""
+    import subprocess
+    import sys
+
+    from tests.conftest import WORKER_PYTHONPATH
+
+    probe = (
+        "import confluent_kafka\n"
+        "c = confluent_kafka.Consumer({'group.id': 'g', 'bootstrap.servers': '127.0.0.1:1'})\n"
+        "c._guard.inside = 'on_assign'\n"
+        "try:\n    c.list_topics(timeout=0.1)\nexcept RuntimeError as e:\n    print(e)\n"
+        "c._guard.inside = None\nc.close()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env={"PYTHONPATH": WORKER_PYTHONPATH}, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == "Consumer.list_topics() called from inside its own on_assign callback", out.stderr
