@@ -18,8 +18,10 @@ mutated in place by `tables.inventory`; no Faust, Kafka or Avro. See docs/invent
 
 from __future__ import annotations
 
+import itertools
 import json
 from bisect import bisect_left, insort
+from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any
 
@@ -152,13 +154,24 @@ class SkuState:
 
     # -- bytes ------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
+        """One value holding everything (tests and tools; the agent's store uses `to_parts`)."""
+        return self._head([r.to_list() for r in self.lines.values()])
+
+    def to_parts(self) -> tuple[bytes, dict[bytes, bytes]]:
+        """The state as a head (everything but the line records) and one part per line, keyed
+        `order_id 0x1F line_id`. A hot SKU's open lines grow with the backlog: in one value
+        they outgrew Kafka's 1 MB record limit at 100k orders, and every commit rewrote them
+        all; stored apart, a commit writes the lines that changed."""
+        parts = {f"{r.order_id}\x1f{r.line_id}".encode(): _encode(r.to_list()).encode()
+                 for r in self.lines.values()}
+        return self._head([]), parts
+
+    def _head(self, lines: list[list[Any]]) -> bytes:
         return _encode([
             FORMAT_VERSION, self.sku,
             [[wid, w.on_hand, w.reserved, w.backordered, w.safety_stock, w.supply,
               w.counted_at] for wid, w in self.warehouses.items()],
-            [[r.order_id, r.line_id, r.warehouse_id, r.reserved, r.backordered, r.seq,
-              r.accepted_at, r.arrival, r.promised_at, r.requested]
-             for r in self.lines.values()],
+            lines,
             list(self.done),
             list(self.seen),
             self.arrivals, self.results,
@@ -166,7 +179,13 @@ class SkuState:
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> SkuState:
-        v = _decode(data)
+        return cls.from_parts(data, ())
+
+    @classmethod
+    def from_parts(cls, head: bytes | str, parts: Iterable[bytes]) -> SkuState:
+        """The state from a head and its line parts (a head written by `to_bytes` holds its
+        lines itself)."""
+        v = _decode(head)
         if v[0] != FORMAT_VERSION:
             raise ValueError(f"unsupported SkuState format version {v[0]!r}")
         s = cls(v[1])
@@ -175,7 +194,7 @@ class SkuState:
             whs[x[0]] = Warehouse(*x[1:])
         lines = s.lines
         queued = False
-        for x in v[3]:
+        for x in itertools.chain(v[3], map(_decode, parts)):
             rec = LineAlloc(*x)
             lines[(x[0], x[1])] = rec
             if rec.backordered:

@@ -25,6 +25,7 @@ from streams.processors.cases import case_events_topic, opened_fact
 from streams.processors.deadletter import dead_letter
 from streams.processors.orders import KeyMismatch
 from streams.runtime.processor import BatchAgent, record_key
+from streams.runtime.store import Split
 from streams.settings import Settings
 from tables.allocation import AllocationResult
 from tables.cases import sku_cases
@@ -52,7 +53,9 @@ class InventoryAgent(BatchAgent):
         self.internal = (saga.requests_topic(settings),)  # waited for: see OrderAgent.emits
         if settings.align_answers:  # the order agent waits for this agent's progress (OrderAgent)
             self.emits = {self.results_topic: (settings.topic("inventory"), saga.requests_topic(settings))}
-        self.store = self.new_store("inventory", SkuState.from_bytes, SkuState.to_bytes)
+        self.store = self.new_store(
+            "inventory", SkuState.from_bytes, SkuState.to_bytes, Split(SkuState.to_parts, SkuState.from_parts)
+        )
 
     def process(self, records: Sequence[Any], out: Any) -> None:
         # Records stay in delivery order: the runtime merged the two topics of a partition by

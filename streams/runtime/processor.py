@@ -13,7 +13,7 @@ from streams.contracts.schemas import CodecError
 from streams.metrics import METRICS
 from streams.runtime.partitioner import partition_of
 from streams.runtime.rocks import rocks_options
-from streams.runtime.store import PartitionedStore
+from streams.runtime.store import PartitionedStore, Split
 from streams.settings import Settings
 
 V = TypeVar("V")
@@ -34,8 +34,10 @@ class BatchAgent:
         self.stores: list[PartitionedStore[Any]] = []
         self._events_in: dict[tuple[str, str], Any] = {}
 
-    def new_store(self, name: str, decode: Callable[[bytes], V], encode: Callable[[V], bytes]) -> PartitionedStore[V]:
-        store = table_store(self.settings, name, decode, encode)
+    def new_store(
+        self, name: str, decode: Callable[[bytes], V], encode: Callable[[V], bytes], split: Split[V] | None = None
+    ) -> PartitionedStore[V]:
+        store = table_store(self.settings, name, decode, encode, split)
         self.stores.append(store)
         return store
 
@@ -90,7 +92,11 @@ class BatchAgent:
 
 
 def table_store(
-    settings: Settings, name: str, decode: Callable[[bytes], V], encode: Callable[[V], bytes]
+    settings: Settings,
+    name: str,
+    decode: Callable[[bytes], V],
+    encode: Callable[[V], bytes],
+    split: Split[V] | None = None,
 ) -> PartitionedStore[V]:
     """Table `name`: RocksDB under the data dir, changelog `<app_id>-<name>-changelog`, keys
     partitioned as Kafka's default partitioner does."""
@@ -104,6 +110,7 @@ def table_store(
         partition_of=lambda key: partition_of(key, partitions),
         max_cached=settings.state_cache_entries,
         options=local_db_options(settings),
+        split=split,
     )
 
 

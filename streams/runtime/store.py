@@ -7,7 +7,8 @@ the open transaction; once that transaction committed, `persist` writes the same
 together with the changelog position (one atomic write batch). A crash at any point leaves RocksDB
 at or behind the last committed transaction, and `restore` replays the committed changelog tail
 from the persisted position. A failed or revoked transaction is `discard`ed: memory goes back to
-what RocksDB holds.
+what RocksDB holds. A value that grows without bound is stored `Split`: a head and one record
+per part, of which a commit writes those that changed.
 
 Threads: the runtime thread is the only writer. HTTP handlers read (`lookup`) from the event loop
 thread: a dict lookup and a RocksDB get, both safe against the writer; a value object the writer
@@ -19,7 +20,8 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -32,8 +34,21 @@ log = logging.getLogger("o2c.state")
 V = TypeVar("V")
 OFFSET_KEY = b"__o2c_changelog_position__"
 """RocksDB key of the changelog position: every changelog record below it is in the DB."""
+PART = b"\x1f"
+"""Separates a split value's key from its parts' suffixes (`key 0x1F suffix`), see `Split`."""
 MAX_REPLAYED_KEYS = 100_000
 """Keys a partition's replay remembers for `take_replayed`; beyond, derived data is rebuilt."""
+
+
+@dataclass(frozen=True)
+class Split(Generic[V]):
+    """How a store keeps a value that grows without bound (a hot SKU's open lines) as a head
+    record under its key plus one record per part under `key 0x1F suffix`: no record outgrows
+    Kafka's 1 MB limit, and a commit writes only the parts whose bytes changed (a part that
+    disappeared is deleted: a tombstone in the changelog)."""
+
+    parts: Callable[[V], tuple[bytes, dict[bytes, bytes]]]  # value -> head, {suffix: part}
+    join: Callable[[bytes, Iterable[bytes]], V]  # head, parts (in key order) -> value
 
 
 class PartitionedStore(Generic[V]):
@@ -50,6 +65,7 @@ class PartitionedStore(Generic[V]):
         partition_of: Callable[[bytes], int],
         max_cached: int = 50_000,
         options: Callable[[], Options] = lambda: rocks_options(None),
+        split: Split[V] | None = None,
     ) -> None:
         self.name = name
         self.changelog_topic = changelog_topic
@@ -59,6 +75,10 @@ class PartitionedStore(Generic[V]):
         self.partition_of = partition_of
         self.max_cached = max_cached
         self.options = options
+        self.split = split
+        # split values: per partition and key, the parts as last flushed or read (what the
+        # changelog and, after the commit, RocksDB hold), to write only the changed ones
+        self._parts: dict[int, dict[bytes, dict[bytes, bytes]]] = {}
         self.mutex = threading.RLock()
         self.dbs: dict[int, Rdict] = {}  # open partitions (active or restoring)
         self.active: set[int] = set()  # partitions this worker processes now
@@ -66,7 +86,7 @@ class PartitionedStore(Generic[V]):
         self.standby_current: set[int] = set()  # standbys that reached the changelog's end once
         self.cache: dict[int, dict[bytes, V]] = {}
         self.dirty: dict[int, set[bytes]] = {}
-        self._pending: dict[int, dict[bytes, bytes]] = {}  # flushed, waiting for the commit
+        self._pending: dict[int, dict[bytes, bytes | None]] = {}  # None: a deleted part  # flushed, waiting for the commit
         self._last_sent: dict[int, int] = {}  # partition -> offset of the last changelog record
         self.on_discard: list[Callable[[], None]] = []
         # With `track_replays`: per partition, the position before changelog records were first
@@ -87,7 +107,7 @@ class PartitionedStore(Generic[V]):
     def deactivate(self, partition: int) -> None:
         """Stop processing the partition: forget its memory, keep its DB open (a standby)."""
         self.active.discard(partition)
-        for held in (self.cache, self.dirty, self._pending, self._last_sent):
+        for held in (self.cache, self.dirty, self._pending, self._last_sent, self._parts):
             held.pop(partition, None)
 
     def close(self, partition: int) -> None:
@@ -144,10 +164,19 @@ class PartitionedStore(Generic[V]):
             cache = self.cache[partition] = {}
         value = cache.get(key)
         if value is None:
-            raw = self.dbs[partition].get(key)
-            if raw is None:
-                return None
-            value = cache[key] = self.decode(raw)
+            db = self.dbs[partition]
+            if self.split is None:
+                raw = db.get(key)
+                if raw is None:
+                    return None
+                value = cache[key] = self.decode(raw)
+            else:
+                read = _read_split(db, key)
+                if read is None:
+                    return None
+                head, parts = read
+                self._parts.setdefault(partition, {})[key] = parts
+                value = cache[key] = self.split.join(head, parts.values())
         return value
 
     def put(self, partition: int, key: bytes, value: V) -> None:
@@ -170,17 +199,23 @@ class PartitionedStore(Generic[V]):
         value = cache.get(key) if cache is not None else None
         if value is not None:
             return value
-        db = self.dbs.get(partition)
-        raw = db.get(key) if db is not None else None
-        return self.decode(raw) if raw is not None else None
+        return self._read(self.dbs.get(partition), key)
 
     def lookup_standby(self, key: bytes) -> V | None:
         """For queries: the key's committed value from a standby copy of its partition (None
         when this worker keeps no standby of it, or the key is unknown there)."""
         partition = self.partition_of(key)
-        db = self.dbs.get(partition) if partition in self.standby_current else None
-        raw = db.get(key) if db is not None else None
-        return self.decode(raw) if raw is not None else None
+        return self._read(self.dbs.get(partition) if partition in self.standby_current else None, key)
+
+    def _read(self, db: Rdict | None, key: bytes) -> V | None:
+        """A key's persisted value (queries: not cached)."""
+        if db is None:
+            return None
+        if self.split is None:
+            raw = db.get(key)
+            return self.decode(raw) if raw is not None else None
+        read = _read_split(db, key)
+        return self.split.join(read[0], read[1].values()) if read is not None else None
 
     def has_standby(self, key: bytes) -> bool:
         """A standby copy of the key's partition that has caught up with its changelog once
@@ -189,6 +224,7 @@ class PartitionedStore(Generic[V]):
 
     def items(self, partition: int) -> Iterator[tuple[bytes, V]]:
         """Every value of an active partition (the writer's thread, or statistics)."""
+        assert self.split is None, "a split store's records are not values"
         cache = dict(self.cache.get(partition, {}))
         yield from cache.items()
         db = self.dbs.get(partition)
@@ -201,6 +237,7 @@ class PartitionedStore(Generic[V]):
 
     def raw_items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """Persisted values of a partition, undecoded (rebuilding derived indexes)."""
+        assert self.split is None, "a split store's records are not values"
         for key, raw in self.open(partition).items():
             if key != OFFSET_KEY:
                 yield key, raw
@@ -217,9 +254,34 @@ class PartitionedStore(Generic[V]):
             cache = self.cache[partition]
             pending = self._pending.setdefault(partition, {})
             for key in keys:
+                if self.split is not None:
+                    self._flush_split(partition, key, cache[key], pending, produce)
+                    continue
                 raw = pending[key] = self.encode(cache[key])
                 produce(self.changelog_topic, key, raw, partition, self._delivered)
         self.dirty.clear()
+
+    def _flush_split(
+        self, partition: int, key: bytes, value: V, pending: dict[bytes, bytes | None], produce: Callable[..., None]
+    ) -> None:
+        assert self.split is not None
+        head, parts = self.split.parts(value)
+        known = self._parts.setdefault(partition, {})
+        before = known.get(key)
+        if before is None:  # a new key, or one put without a get: what RocksDB holds
+            read = _read_split(self.dbs[partition], key)
+            before = read[1] if read is not None else {}
+        known[key] = parts
+        pending[key] = head
+        produce(self.changelog_topic, key, head, partition, self._delivered)
+        prefix = key + PART
+        for suffix, raw in parts.items():
+            if before.get(suffix) != raw:
+                pending[prefix + suffix] = raw
+                produce(self.changelog_topic, prefix + suffix, raw, partition, self._delivered)
+        for suffix in before.keys() - parts.keys():
+            pending[prefix + suffix] = None
+            produce(self.changelog_topic, prefix + suffix, None, partition, self._delivered)
 
     def _delivered(self, err: Any, msg: Any) -> None:
         if err is None:
@@ -236,7 +298,10 @@ class PartitionedStore(Generic[V]):
                 continue
             batch = WriteBatch(raw_mode=True)
             for key, raw in values.items():
-                batch.put(key, raw)
+                if raw is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, raw)
             last = self._last_sent.get(partition)
             if last is not None:
                 batch.put(OFFSET_KEY, str(last + 1).encode())
@@ -247,12 +312,14 @@ class PartitionedStore(Generic[V]):
             for partition in list(self.cache):
                 if partition not in self.dirty:
                     del self.cache[partition]
+                    self._parts.pop(partition, None)
 
     def discard(self) -> None:
         """Forget every uncommitted value (the transaction was aborted)."""
         for callback in self.on_discard:
             callback()
         self.cache.clear()
+        self._parts.clear()
         self.dirty.clear()
         self._pending.clear()
         self._last_sent.clear()
@@ -265,3 +332,19 @@ class PartitionedStore(Generic[V]):
         self.standby_current.clear()
         for partition in list(self.dbs):
             self.close(partition)
+
+
+def _read_split(db: Rdict, key: bytes) -> tuple[bytes, dict[bytes, bytes]] | None:
+    """A split value's head and parts, from one snapshot (the writer may be persisting)."""
+    snapshot = db.snapshot()
+    first = next(iter(snapshot.items(from_key=key)), None)  # (a snapshot has no `get`)
+    if first is None or first[0] != key:
+        return None
+    head = first[1]
+    prefix = key + PART
+    parts = {}
+    for part_key, raw in snapshot.items(from_key=prefix):
+        if not part_key.startswith(prefix):
+            break
+        parts[part_key[len(prefix):]] = raw
+    return head, parts

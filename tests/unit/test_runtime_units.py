@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from streams.runtime.engine import CAUSE_TASK, CAUSE_TIME, Record, Task, _settled_ends
 from streams.runtime.partitioner import partition_of
-from streams.runtime.store import PartitionedStore
+from streams.runtime.store import PartitionedStore, Split
 from tests.runtime_fakes import Msg
 
 
@@ -178,6 +178,72 @@ def test_a_standby_copy_answers_only_once_caught_up_and_while_it_is_one(tmp_path
     assert s.lookup_standby(b"a") == "1" and s.has_standby(b"a")
     s.close(0)
     assert not s.has_standby(b"a")
+
+
+def split_store(tmp_path) -> PartitionedStore[dict[str, str]]:
+    """Values are dicts: the head is the sorted key list, every item a part."""
+
+    def parts(value):
+        return ",".join(sorted(value)).encode(), {k.encode(): v.encode() for k, v in value.items()}
+
+    def join(head, raw_parts):
+        values = [raw.decode() for raw in raw_parts]
+        names = [n for n in head.decode().split(",") if n]
+        assert len(names) == len(values), (names, values)  # head and parts read together
+        return dict(zip(names, values, strict=True))
+
+    s: PartitionedStore[dict[str, str]] = PartitionedStore(
+        "t", "app-t-changelog", tmp_path, decode=lambda raw: join(raw, ()), encode=lambda v: b"",
+        partition_of=lambda k: 0, split=Split(parts, join),
+    )
+    s.open(0)
+    s.active.add(0)
+    return s
+
+
+def commit(s: PartitionedStore, offset: int) -> list[tuple[bytes, bytes | None]]:
+    sent = []
+    s.flush_changelog(lambda topic, key, value, partition, cb: sent.append((key, value, cb)))
+    for i, (_, _, cb) in enumerate(sent):
+        cb(None, Delivered(offset + i))
+    s.persist()
+    return [(k, v) for k, v, _ in sent]
+
+
+def test_a_split_value_writes_its_head_and_only_the_parts_that_changed(tmp_path):
+    s = split_store(tmp_path)
+    s.put(0, b"sku", {"a": "1", "b": "2"})
+    assert commit(s, 0) == [(b"sku", b"a,b"), (b"sku\x1fa", b"1"), (b"sku\x1fb", b"2")]
+    value = s.get(0, b"sku")
+    value["b"] = "3"
+    value["c"] = "4"
+    del value["a"]
+    s.put(0, b"sku", value)
+    written = commit(s, 3)
+    assert written[0] == (b"sku", b"b,c")
+    assert sorted(written[1:]) == [(b"sku\x1fa", None), (b"sku\x1fb", b"3"), (b"sku\x1fc", b"4")]
+    assert s.lookup(b"sku") == {"b": "3", "c": "4"}  # from RocksDB, a reader's way
+    assert s.dbs[0].get(b"sku\x1fa") is None
+
+    # a restarted worker restores the same records from the changelog
+    restored = split_store(tmp_path / "other")
+    restored.restore_batch(0, [(k, v) for k, v in [(b"sku", b"a,b"), (b"sku\x1fa", b"1"), (b"sku\x1fb", b"2"),
+                                                   *written]], 7)
+    assert restored.get(0, b"sku") == {"b": "3", "c": "4"}
+
+
+def test_a_split_value_after_an_abort_is_what_was_committed(tmp_path):
+    s = split_store(tmp_path)
+    s.put(0, b"sku", {"a": "1"})
+    commit(s, 0)
+    s.put(0, b"sku", {"a": "2", "b": "5"})
+    s.flush_changelog(lambda *args: None)
+    s.discard()
+    assert s.get(0, b"sku") == {"a": "1"}
+    value = s.get(0, b"sku")
+    value["a"] = "9"
+    s.put(0, b"sku", value)
+    assert commit(s, 5) == [(b"sku", b"a"), (b"sku\x1fa", b"9")]  # "b" was never committed
 
 
 class Watermarks:
