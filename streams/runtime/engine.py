@@ -168,6 +168,16 @@ class Output:
                 break
             except BufferError:  # the local queue is full: let the producer deliver some
                 self.producer.poll(0.05)
+            except KafkaException as exc:
+                if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:  # name what outgrew it
+                    raise KafkaException(
+                        KafkaError(
+                            KafkaError.MSG_SIZE_TOO_LARGE,
+                            f"a record for {topic} key {key!r} is {len(value or b'')} bytes,"
+                            " over the producer's message.max.bytes",
+                        )
+                    ) from exc
+                raise
         self.produced += 1
 
     def produce(self, topic: str, key: bytes, value: bytes, partition: int, on_delivery: Any) -> None:
