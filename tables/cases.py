@@ -135,35 +135,32 @@ def severity_of(code: str) -> str:
 
 
 # -- errors ---------------------------------------------------------------------------
-class CaseTransitionError(Exception):
-    """An action the case's state does not allow, or a malformed action.
+class CaseError(ValueError):
+    """A refused case request: `code` is a stable machine-readable reason, `http_status` what
+    the HTTP layer answers."""
 
-    `code` is a stable machine-readable reason; `http_status` what the HTTP layer answers
-    (409 for a conflict with the case's state, 400 for a malformed request).
-    """
+    def __init__(self, code: str, message: str, http_status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "message": str(self)}
+
+
+class CaseTransitionError(CaseError):
+    """An action the case's state does not allow (409), or a malformed action (400)."""
 
     def __init__(self, code: str, message: str, http_status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message}
+        super().__init__(code, message, http_status)
 
 
-class CaseQueryError(ValueError):
-    """A bad listing request (unknown parameter, bad value, foreign cursor) or a case id that
-    cannot exist; `http_status` is 400, or 404 for an id."""
+class CaseQueryError(CaseError):
+    """A bad listing request (unknown parameter, bad value, foreign cursor: 400) or a case id
+    that cannot exist (404)."""
 
     def __init__(self, code: str, message: str, http_status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message}
+        super().__init__(code, message, http_status)
 
 
 # -- case ids -------------------------------------------------------------------------

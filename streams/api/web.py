@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,7 @@ from tables.kpis import KpiTotals
 from tables.order import derive_status, to_view
 from tables.order_state import OrderState
 from tables.risk import LEVELS, RiskLevel, risk_order
-from tables.sla import CHANNELS, MILESTONES, merge_breach_listings
+from tables.sla import CHANNELS, MILESTONES, breach_order
 from tables.timeline import from_stored
 
 if TYPE_CHECKING:
@@ -356,38 +357,42 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             body["unreachable_workers"] = failed
         return self.json(body)
 
-    @app.page("/sla/breaches/local")
-    async def breaches_local(self: View, request: Request) -> Response:
+    async def sla_listing(view: View, request: Request, what: str, local: bool) -> Response:
+        """`/sla/breaches` and `/sla/at-risk`: the SLA index's entries of every worker (each
+        lists its active partitions in the listing's order), merged here and cut at `limit`."""
+        parse, listing, order = SLA_LISTINGS[what]
         try:
-            filters = parse_breach_filters(request)
+            filters = parse(request)
         except ValueError as exc:
-            return error(self, 400, str(exc))
-        found, more = orders.sla.open_breaches(**filters)
-        return self.json({"breaches": found, "truncated": more})
-
-    @app.page("/sla/breaches")
-    async def breaches(self: View, request: Request) -> Response:
-        """Open breaches of every worker (each lists its active partitions), by due time."""
-        try:
-            filters = parse_breach_filters(request)
-        except ValueError as exc:
-            return error(self, 400, str(exc))
-        found, more = orders.sla.open_breaches(**filters)
+            return error(view, 400, str(exc))
+        found, more = getattr(orders.sla, listing)(**filters)
+        if local:
+            return view.json({what: found, "truncated": more})
         parts = [found]
-        replies, failed = await from_other_workers(f"/sla/breaches/local?{_listing(filters)}")
+        replies, failed = await from_other_workers(f"{request.path}/local?{_listing(filters)}")
         for reply in replies:
-            parts.append(reply["breaches"])
+            parts.append(reply[what])
             more = more or reply["truncated"]
-        merged = list(islice(merge_breach_listings(parts), filters["limit"] + 1))
+        merged = list(islice(heapq.merge(*parts, key=order), filters["limit"] + 1))
         body: dict[str, Any] = {
-            "breaches": merged[: filters["limit"]],
+            **({"level": filters["level"]} if "level" in filters else {}),
+            what: merged[: filters["limit"]],
             "count": min(len(merged), filters["limit"]),
             "truncated": more or len(merged) > filters["limit"],
             "workers": len(parts),
         }
         if failed:
             body["unreachable_workers"] = failed
-        return self.json(iso_times(body))
+        return view.json(iso_times(body))
+
+    @app.page("/sla/breaches/local")
+    async def breaches_local(self: View, request: Request) -> Response:
+        return await sla_listing(self, request, "breaches", local=True)
+
+    @app.page("/sla/breaches")
+    async def breaches(self: View, request: Request) -> Response:
+        """Open breaches of every worker, by due time."""
+        return await sla_listing(self, request, "breaches", local=False)
 
     cases = worker.cases
     actions_topic = settings.topic(CASE_ACTIONS)
@@ -511,37 +516,12 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
 
     @app.page("/sla/at-risk/local")
     async def at_risk_local(self: View, request: Request) -> Response:
-        try:
-            filters = parse_risk_filters(request)
-        except ValueError as exc:
-            return error(self, 400, str(exc))
-        found, more = orders.sla.at_risk(**filters)
-        return self.json({"at_risk": found, "truncated": more})
+        return await sla_listing(self, request, "at_risk", local=True)
 
     @app.page("/sla/at-risk")
     async def at_risk(self: View, request: Request) -> Response:
         """Open milestones at a risk level or above, of every worker, most urgent first."""
-        try:
-            filters = parse_risk_filters(request)
-        except ValueError as exc:
-            return error(self, 400, str(exc))
-        found, more = orders.sla.at_risk(**filters)
-        parts = [found]
-        replies, failed = await from_other_workers(f"/sla/at-risk/local?{_listing(filters)}")
-        for reply in replies:
-            parts.append(reply["at_risk"])
-            more = more or reply["truncated"]
-        merged = list(islice(heapq.merge(*parts, key=risk_order), filters["limit"] + 1))
-        body: dict[str, Any] = {
-            "level": filters["level"],
-            "at_risk": merged[: filters["limit"]],
-            "count": min(len(merged), filters["limit"]),
-            "truncated": more or len(merged) > filters["limit"],
-            "workers": len(parts),
-        }
-        if failed:
-            body["unreachable_workers"] = failed
-        return self.json(iso_times(body))
+        return await sla_listing(self, request, "at_risk", local=False)
 
 
 def parse_risk_filters(request: Request) -> dict[str, Any]:
@@ -557,6 +537,13 @@ def parse_risk_filters(request: Request) -> dict[str, Any]:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}")
     rest = {k: v for k, v in query.items() if k != "level"}
     return {"level": level, **parse_breach_filters(request, rest)}
+
+
+SLA_LISTINGS: dict[str, tuple[Callable[[Request], dict[str, Any]], str, Callable[[Any], Any]]] = {
+    "breaches": (parse_breach_filters, "open_breaches", breach_order),
+    "at_risk": (parse_risk_filters, "at_risk", risk_order),
+}
+"""The SLA listings: their filters, the SLA index's method, and their order across workers."""
 
 
 def _listing(filters: dict[str, Any]) -> str:
