@@ -12,6 +12,7 @@ from typing import Any
 import faust
 from mode import Service
 
+from streams.api.auth import AuthConfigError, auth_middleware
 from streams.api.watch import Watchers
 from streams.api.web import json_errors, register_views
 from streams.contracts.codec import Codec
@@ -208,9 +209,37 @@ class Worker:
             loop.call_soon_threadsafe(self.watchers.notify, order_id)
 
 
+def middlewares(settings: Settings) -> list:
+    """JSON errors outermost, then authentication (docs/security.md): a request without the
+    right token reaches no view, whether it came from a client or was routed by another worker.
+    With auth on and no token configured every request but the open ones answers 401."""
+    if not settings.auth_enabled:
+        log.warning(
+            "HTTP API authentication is OFF (O2C_AUTH_ENABLED=false): anyone who reaches port %d "
+            "reads every order, customer and amount, and acts on cases. Use only on a local machine.",
+            settings.web_port,
+        )
+        return [json_errors]
+    tokens = settings.api_token_entries
+    log.info("HTTP API authentication on: %d token(s) (%s); /metrics %s", len(tokens),
+             ", ".join(f"{t.name}={t.role.label}" for t in tokens) or "none",
+             "open" if settings.metrics_public else "needs a token")
+    return [json_errors, auth_middleware(tokens, settings.metrics_public)]
+
+
+def check_auth(settings: Settings) -> None:
+    """A worker with auth on and no token would answer 401 to everyone: refuse to start instead."""
+    if settings.auth_enabled and not settings.api_token_entries:
+        raise AuthConfigError(
+            "HTTP API authentication is on (O2C_AUTH_ENABLED) but O2C_API_TOKENS holds no token: "
+            "make one with `o2c token new --role viewer --name NAME`, or set O2C_AUTH_ENABLED=false "
+            "for a local run (docs/security.md)"
+        )
+
+
 def create_app(settings: Settings) -> faust.App:
     """Build a fully wired app; nothing global, so tests can build several side by side."""
-    app = base_app(settings, web_application_options={"middlewares": [json_errors]})
+    app = base_app(settings, web_application_options={"middlewares": middlewares(settings)})
     # Faust runs the web server and our services; consumption, processing and commits are the
     # runtime's (docs/runtime.md), so Faust's own Kafka consumer and producer never start.
     app.producer_only = True
@@ -237,6 +266,7 @@ def create_app(settings: Settings) -> faust.App:
 def run_worker(settings: Settings) -> int:
     """Run one worker in the foreground until SIGTERM/SIGINT. The topics are created first:
     the consumer subscribes to topics that exist."""
+    check_auth(settings)
     create_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), redirect_stdouts=False)

@@ -24,7 +24,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="O2C_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="O2C_", extra="ignore", frozen=True,
+        hide_input_in_errors=True,  # a mistyped secret (a token, a password) stays out of error text
+    )
 
     bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated."
@@ -146,6 +149,23 @@ class Settings(BaseSettings):
         None, description="CA bundle (PEM) that signed the brokers' certificates, with `SSL`/`SASL_SSL`."
     )
 
+    # -- HTTP API access (docs/security.md) ---------------------------------------------------
+    auth_enabled: bool = Field(
+        True, description="Every HTTP request but the open paths (/health, /ready, /openapi.json, the "
+        "console's static files, /metrics if public) needs `Authorization: Bearer <token>` of a token in "
+        "O2C_API_TOKENS with a role allowed to do it. Off only for a local run: the worker then warns at "
+        "startup (docs/security.md)."
+    )
+    api_tokens: SecretStr = Field(
+        SecretStr(""), description="API tokens as `role:name:sha256-hex-of-token` entries, comma "
+        "separated; roles viewer, operator, admin. `o2c token new --role R --name N` makes a token and "
+        "its entry. A worker with auth on and no token refuses to start."
+    )
+    metrics_public: bool = Field(
+        True, description="Serve /metrics without a token (Prometheus scrapes it; it holds aggregate "
+        "counts and sums, no order or customer). false: /metrics needs a viewer token."
+    )
+
     # -- sinks (docs/sinks.md): downstream consumers of the status topic ----------------------
     sinks: str = Field(
         "",
@@ -188,6 +208,14 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown sink(s) {', '.join(unknown)}; known: {', '.join(SINK_NAMES)}")
         return value
 
+    @field_validator("api_tokens")
+    @classmethod
+    def _api_tokens(cls, value: SecretStr) -> SecretStr:
+        from streams.api.auth import parse_tokens  # pure; imported here to keep settings light
+
+        parse_tokens(value.get_secret_value())  # AuthConfigError (a ValueError) names the bad entry
+        return value
+
     @field_validator("sla_risk_thresholds")
     @classmethod
     def _risk_thresholds(cls, value: str) -> str:
@@ -201,6 +229,13 @@ class Settings(BaseSettings):
     @cached_property
     def risk_thresholds(self) -> RiskThresholds:
         return RiskThresholds.parse(self.sla_risk_thresholds)
+
+    @cached_property
+    def api_token_entries(self) -> tuple:
+        """The configured API tokens (streams.api.auth.ApiToken), parsed."""
+        from streams.api.auth import parse_tokens
+
+        return parse_tokens(self.api_tokens.get_secret_value())
 
     @cached_property
     def sla_policy(self) -> SlaPolicy:

@@ -191,7 +191,9 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
                 try:
                     reply = await forward(view, request, url, timeout)
                 except Exception as exc:  # noqa: BLE001 - unreachable, closed, timed out: ask again
-                    log.info("routing %s to %s failed (%r): asking the group again", request.path, url, exc)
+                    # the exception's name and text only: its repr may carry the request's headers
+                    log.info("routing %s to %s failed (%s: %s): asking the group again", request.path, url,
+                             type(exc).__name__, exc)
                     worker.router.invalidate()
                     continue
                 if reply.status != 503 or not store.has_standby(raw):
@@ -203,7 +205,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
 
     async def forward(view: View, request: Request, url: str, timeout: float) -> Response:
         client_timeout = aiohttp.ClientTimeout(total=timeout)
-        headers = {ROUTED_HEADER: "1"}
+        headers = {ROUTED_HEADER: "1", **passed_credentials(request)}
         body = None
         if request.method == "POST":
             body = await request.read()
@@ -329,11 +331,14 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             return error(self, 404, f"sku {sku!r} has no position at warehouse {warehouse_id!r}")
         return self.json(iso_times(body), headers=headers)
 
-    async def from_other_workers(path: str) -> tuple[list[Any], list[str]]:
-        """`path` asked of every other worker of the group: the answers, and the workers that
-        did not answer (reported, not fatal: the rest of the cluster still answers)."""
+    async def from_other_workers(request: Request, path: str) -> tuple[list[Any], list[str]]:
+        """`path` asked of every other worker of the group, with the caller's credentials: the
+        answers, and the workers that did not answer (reported, not fatal: the rest of the
+        cluster still answers)."""
         hosts = sorted(set(await worker.router.members()) - {settings.canonical_url})
-        replies = await asyncio.gather(*(fetch_json(app, f"{h}{path}") for h in hosts), return_exceptions=True)
+        headers = passed_credentials(request)
+        replies = await asyncio.gather(*(fetch_json(app, f"{h}{path}", headers) for h in hosts),
+                                       return_exceptions=True)
         failed = [h for h, r in zip(hosts, replies) if isinstance(r, BaseException)]
         return [r for r in replies if not isinstance(r, BaseException)], failed
 
@@ -344,7 +349,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
     @app.page("/stats")
     async def stats(self: View, request: Request) -> Response:
         """Sum of every worker's `/stats/local` (each counts its own active partitions)."""
-        replies, failed = await from_other_workers("/stats/local")
+        replies, failed = await from_other_workers(request, "/stats/local")
         parts = [orders.status_counts.summary(), *replies]
         total: dict[str, Counter[str]] = {k: Counter() for k in ("by_status", "by_region", "by_channel")}
         for part in parts:
@@ -369,7 +374,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         if local:
             return view.json({what: found, "truncated": more})
         parts = [found]
-        replies, failed = await from_other_workers(f"{request.path}/local?{_listing(filters)}")
+        replies, failed = await from_other_workers(request, f"{request.path}/local?{_listing(filters)}")
         for reply in replies:
             parts.append(reply[what])
             more = more or reply["truncated"]
@@ -416,7 +421,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             return error(self, exc.http_status, str(exc), reason=exc.code)
         if worker.runtime.rebalancing:  # partitions moving: a page could miss their cases
             return unavailable(self, "partitions are moving between workers")
-        replies, failed = await from_other_workers(f"/cases/local?{request.query_string}")
+        replies, failed = await from_other_workers(request, f"/cases/local?{request.query_string}")
         pages = [page_of(cases.local_cases(), query), *(CasePage.from_json(r) for r in replies)]
         body = merge_pages(pages, query).view(int(time.time() * 1000))
         body["workers"] = len(pages)
@@ -506,7 +511,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         """Business KPIs over every worker's orders (tables/kpis.py; docs/operations-api.md)."""
         if request.query:
             return error(self, 400, f"unknown parameter(s) {', '.join(sorted(request.query))}; /kpis takes none")
-        replies, failed = await from_other_workers("/kpis/local")
+        replies, failed = await from_other_workers(request, "/kpis/local")
         totals = KpiTotals.merged([orders.kpis.totals(), *(KpiTotals.from_json(r["sums"]) for r in replies)])
         body = totals.report(int(time.time() * 1000))
         body["workers"] = 1 + len(replies)
@@ -577,7 +582,15 @@ def timeline_view(state: OrderState) -> dict[str, Any]:
     }
 
 
-async def fetch_json(app: faust.App, url: str) -> Any:
-    async with app.http_client.get(url, timeout=aiohttp.ClientTimeout(total=ROUTE_TIMEOUT)) as response:
+def passed_credentials(request: Request) -> dict[str, str]:
+    """The caller's Authorization header, for a request this worker makes on the caller's behalf
+    (routed to a key's owner, or fanned out to `/local`): the other worker checks the same token
+    and role, so routing never widens what a caller may do (streams/api/auth.py)."""
+    authorization = request.headers.get("Authorization")
+    return {"Authorization": authorization} if authorization else {}
+
+
+async def fetch_json(app: faust.App, url: str, headers: dict[str, str] | None = None) -> Any:
+    async with app.http_client.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=ROUTE_TIMEOUT)) as response:
         response.raise_for_status()
         return await response.json()

@@ -1,6 +1,7 @@
 """`o2c`: the command line source systems, downstream teams and operators use.
 
-Sub-commands: produce, consume, dlq replay, topics create, schemas check, simulate, worker, sink run.
+Sub-commands: produce, consume, dlq replay, topics create, schemas check, simulate, worker, token new,
+sink run.
 Exit codes: 0 success, 1 bad input or failed delivery, 2 usage error.
 """
 
@@ -24,6 +25,7 @@ from streams.runtime.topics import producer_config, reader_config
 from streams.settings import SINK_NAMES, Settings, load_settings
 
 log = logging.getLogger("o2c.cli")
+ROLE_CHOICES = ("viewer", "operator", "admin")  # streams.api.auth.Role, without importing aiohttp here
 
 
 class CliError(Exception):
@@ -375,9 +377,31 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.api.auth import AuthConfigError
     from streams.app import run_worker
 
-    return run_worker(settings)
+    try:
+        return run_worker(settings)
+    except AuthConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- token
+
+
+def cmd_token_new(args: argparse.Namespace, settings: Settings) -> int:
+    """A new API token, printed once; only its hash goes into the configuration (docs/security.md)."""
+    from streams.api.auth import AuthConfigError, Role, new_token
+
+    try:
+        token, entry = new_token(Role.named(args.role), args.name)
+    except AuthConfigError as exc:
+        raise CliError(str(exc)) from None
+    print(f"# API token for {entry.name} ({entry.role.label}); shown once, store it in a secret manager:")
+    print(token)
+    print("# append this entry to O2C_API_TOKENS (comma separated), e.g. in the chart's Secret:")
+    print(entry.entry())
+    return 0
 
 
 # --------------------------------------------------------------------------- sink
@@ -460,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-port", type=int, help="overrides O2C_WEB_PORT")
     p.add_argument("--data-dir", help="overrides O2C_DATA_DIR")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("token", help="HTTP API tokens (docs/security.md)")
+    osub = p.add_subparsers(dest="token_command", required=True)
+    o = osub.add_parser("new", help="print a new random API token once, and its O2C_API_TOKENS entry")
+    o.add_argument("--role", required=True, choices=ROLE_CHOICES)
+    o.add_argument("--name", required=True, help="who holds the token (logged on refusals; unique)")
+    o.set_defaults(func=cmd_token_new)
 
     p = sub.add_parser("sink", help="status-event sinks (docs/sinks.md)")
     ksub = p.add_subparsers(dest="sink_command", required=True)
