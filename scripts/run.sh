@@ -11,6 +11,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export O2C_BOOTSTRAP_SERVERS=${O2C_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
 export O2C_WEB_PORT=${O2C_WEB_PORT:-6066}
 export O2C_SLA_POLICY_PATH=${O2C_SLA_POLICY_PATH:-scripts/demo-sla-policy.toml}
+# A local demo: the HTTP API answers without a token (the worker warns at startup). Anything
+# reachable by others keeps the default, auth on with O2C_API_TOKENS (docs/security.md).
+export O2C_AUTH_ENABLED=${O2C_AUTH_ENABLED:-false}
 ORDERS=${ORDERS:-5000}
 SPEEDUP=${SPEEDUP:-1440}  # business time per wall time; the demo policy assumes 1440
 LAPSE=${LAPSE:-0.05}      # share of orders that stop short of a milestone

@@ -88,6 +88,8 @@ def make_env(bootstrap_servers: str, tmp: Path, partitions: int = 2) -> Env:
         "O2C_DATA_DIR": str(tmp / "data"),
         "O2C_APP_ID": f"o2c-test-{prefix[:-1]}",
         "O2C_PARTITIONS": str(partitions),
+        # Tests ask the HTTP API without a token; tests/integration/test_auth.py turns it on.
+        "O2C_AUTH_ENABLED": "false",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("O2C_")} | values
     env["PYTHONPATH"] = WORKER_PYTHONPATH
