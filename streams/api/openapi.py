@@ -299,6 +299,38 @@ PATHS["/sla/at-risk/local"] = {
 }
 
 
+UNAUTHORIZED = {
+    **_json("no token, or not a configured one (docs/security.md)", ERROR),
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer realm=\"o2c\""}},
+}
+FORBIDDEN = _json("the token's role may not do this: error, role, required_role", ERROR)
+
+
+def _secured(paths: dict[str, Any]) -> dict[str, Any]:
+    """Each operation with who may call it (streams/api/auth.py): open ones say `security: []`,
+    the others get their 401 (and 403 when a viewer is not enough) and the role they need."""
+    from streams.api.auth import Role, is_open, required_role
+
+    secured: dict[str, Any] = {}
+    for path, operations in paths.items():
+        secured[path] = {}
+        for method, operation in operations.items():
+            operation = {**operation, "responses": dict(operation["responses"])}
+            if is_open(method.upper(), path, metrics_public=False):
+                operation["security"] = []
+            else:
+                role = required_role(method.upper(), path.replace("{", "").replace("}", ""))
+                operation["x-o2c-role"] = role.label
+                operation["responses"]["401"] = UNAUTHORIZED
+                if path == "/metrics":  # open by default: no token, or a viewer's
+                    operation["security"] = [{}, {"bearer": []}]
+                    operation["description"] = "Open unless O2C_METRICS_PUBLIC=false; then a viewer token."
+                if role > Role.VIEWER:
+                    operation["responses"]["403"] = FORBIDDEN
+            secured[path][method] = operation
+    return secured
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -309,8 +341,19 @@ def openapi_document() -> dict[str, Any]:
             "strings with milliseconds, e.g. 2026-11-02T09:00:00.000Z; durations are numbers named *_ms or *_days. "
             "The per-worker /local answers that /sla/breaches, /sla/at-risk and /kpis merge keep epoch milliseconds.",
         },
-        "paths": PATHS,
+        "paths": _secured(PATHS),
+        "security": [{"bearer": []}],
         "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token (`o2c token new`) whose role allows the operation: viewer reads, "
+                    "operator also acts on cases, admin is a superset (docs/security.md). Open without a token: "
+                    "/health, /ready, /openapi.json, the console's static files, and /metrics unless "
+                    "O2C_METRICS_PUBLIC=false.",
+                }
+            },
             "schemas": {
                 "Error": {
                     "type": "object",
