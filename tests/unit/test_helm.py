@@ -279,6 +279,7 @@ def test_production_secrets_are_references_only(helm):
         "O2C_KAFKA_SASL_PASSWORD": ("o2c-kafka-credentials", "password"),
         "O2C_WEBHOOK_SECRET": ("o2c-webhook", "hmac-key"),
         "O2C_POSTGRES_DSN": ("o2c-reporting-db", "dsn"),
+        "O2C_API_TOKENS": ("o2c-api-tokens", "tokens"),
     }
     cafile = Path(env_of(container)["O2C_KAFKA_SSL_CAFILE"]["value"])
     volume = volume_mounted_at(docs, cafile.parent)
@@ -288,7 +289,28 @@ def test_production_secrets_are_references_only(helm):
     assert data["O2C_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
     assert data["O2C_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert data["O2C_SINKS"] == "webhook,postgres"
-    assert not {"O2C_KAFKA_SASL_PASSWORD", "O2C_WEBHOOK_SECRET", "O2C_POSTGRES_DSN"} & data.keys()
+    assert not {"O2C_KAFKA_SASL_PASSWORD", "O2C_WEBHOOK_SECRET", "O2C_POSTGRES_DSN", "O2C_API_TOKENS"} & data.keys()
+    assert (data["O2C_AUTH_ENABLED"], data["O2C_METRICS_PUBLIC"]) == ("true", "true")
+
+
+def test_api_auth_takes_token_hashes_from_a_secret_and_says_so_explicitly(helm):
+    """Off in the default values (a warning in the notes and the worker's log), on in production;
+    when on, O2C_API_TOKENS comes from the named Secret only; Prometheus sends a token when
+    /metrics is not public."""
+    default = render(helm)
+    assert settings_data(default)["O2C_AUTH_ENABLED"] == "false"
+    assert "O2C_API_TOKENS" not in env_of(worker(default))
+    docs = render(helm, sets=("apiAuth.enabled=true", "apiAuth.existingSecret=api-tokens",
+                              "apiAuth.tokensKey=hashes", "apiAuth.metricsPublic=false",
+                              "serviceMonitor.enabled=true", "serviceMonitor.tokenSecret=prom-token"))
+    assert secret_refs(worker(docs)) == {"O2C_API_TOKENS": ("api-tokens", "hashes")}
+    data = settings_data(docs)
+    assert (data["O2C_AUTH_ENABLED"], data["O2C_METRICS_PUBLIC"]) == ("true", "false")
+    [endpoint] = only(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {"name": "prom-token", "key": "token"}}
+    kubernetes_validate.validate(only(docs, "StatefulSet"), KUBE_VERSIONS[-1], strict=True)
+    [production_endpoint] = only(render(helm, PRODUCTION), "ServiceMonitor")["spec"]["endpoints"]
+    assert "authorization" not in production_endpoint  # /metrics is public there
 
 
 def test_production_service_monitor_scrapes_every_worker(helm):
@@ -329,6 +351,11 @@ def test_production_ships_the_dashboard_to_grafana(helm):
         (("settings.O2C_DATA_DIR=/data",), "O2C_DATA_DIR is set by the chart"),
         (("settings.O2C_BOOTSTRAP_SERVERS=x:9092",), "O2C_BOOTSTRAP_SERVERS comes from a chart value"),
         (("settings.BATCH_SIZE=5",), '"BATCH_SIZE" is not an O2C_* setting'),
+        (("apiAuth.enabled=true",), "apiAuth.existingSecret"),
+        (("apiAuth.enabled=true", "apiAuth.existingSecret=t", "apiAuth.metricsPublic=false",
+          "serviceMonitor.enabled=true"), "serviceMonitor.tokenSecret"),
+        (("settings.O2C_API_TOKENS=viewer:a:b",), "O2C_API_TOKENS is a secret"),
+        (("settings.O2C_AUTH_ENABLED=false",), "O2C_AUTH_ENABLED comes from a chart value"),
         (("sla.clock=tsc",), "sla.clock must be wall or event"),
         (("podAntiAffinity=always",), "podAntiAffinity must be soft, hard or empty"),
     ],

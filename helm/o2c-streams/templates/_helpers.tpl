@@ -83,6 +83,12 @@ app.kubernetes.io/part-of: o2c-streams
 {{- if and (include "o2c.sinkEnabled" (dict "root" . "sink" "postgres")) (not .Values.postgres.existingSecret) }}
 {{- fail "postgres.existingSecret (a Secret with the DSN) is required when sinks has postgres" }}
 {{- end }}
+{{- if and .Values.apiAuth.enabled (not .Values.apiAuth.existingSecret) }}
+{{- fail "apiAuth.existingSecret (a Secret with the API token hashes, `o2c token new`) is required when apiAuth.enabled" }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled .Values.apiAuth.enabled (not .Values.apiAuth.metricsPublic) (not .Values.serviceMonitor.tokenSecret) }}
+{{- fail "serviceMonitor.tokenSecret (a viewer API token) is required when apiAuth.metricsPublic is false" }}
+{{- end }}
 {{- range $name, $_ := .Values.settings }}
 {{- if not (hasPrefix "O2C_" $name) }}
 {{- fail (printf "settings: %q is not an O2C_* setting" $name) }}
@@ -90,7 +96,7 @@ app.kubernetes.io/part-of: o2c-streams
 {{- if has $name (list "O2C_WEB_HOST" "O2C_WEB_PORT" "O2C_WEB_CANONICAL_URL" "O2C_DATA_DIR" "O2C_SLA_POLICY_PATH" "O2C_KAFKA_SSL_CAFILE") }}
 {{- fail (printf "settings: %s is set by the chart from its own values (see README)" $name) }}
 {{- end }}
-{{- if has $name (list "O2C_KAFKA_SASL_PASSWORD" "O2C_WEBHOOK_SECRET" "O2C_POSTGRES_DSN") }}
+{{- if has $name (list "O2C_KAFKA_SASL_PASSWORD" "O2C_WEBHOOK_SECRET" "O2C_POSTGRES_DSN" "O2C_API_TOKENS") }}
 {{- fail (printf "settings: %s is a secret; reference an existing Secret instead (see README)" $name) }}
 {{- end }}
 {{- end }}
