@@ -89,7 +89,12 @@ function casesPanel(page) {
 function changes(c, currency) {
   const parts = [];
   for (const ln of c.lines || []) {
-    const deltas = Object.entries(ln).filter(([k]) => k !== "line_id").map(([k, v]) => `${k} ${v > 0 ? "+" : ""}${num(v)}`);
+    const deltas = Object.entries(ln).filter(([k]) => k !== "line_id").map(([k, v]) => {
+      if (typeof v === "number") return `${k} ${v > 0 ? "+" : ""}${num(v)}`;
+      // {from, to}: the line's warehouse, or its promise (epoch ms: the API renders only *_at keys)
+      const show = (x) => (x === null ? "none" : typeof x === "number" ? new Date(x).toISOString() : x);
+      return `${k} ${show(v.from)} → ${show(v.to)}`;
+    });
     parts.push(`line ${ln.line_id}: ${deltas.join(", ")}`);
   }
   if (c.holds_added?.length) parts.push(`hold ${c.holds_added.join(", ")}`);
@@ -97,7 +102,9 @@ function changes(c, currency) {
   for (const [k, v] of Object.entries(c.amounts || {})) parts.push(`${k.replace(/_minor$/, "")} ${money(v, currency)}`);
   if (c.milestones_reached?.length) parts.push(`reached ${c.milestones_reached.map((m) => m.replace(/_at$/, "")).join(", ")}`);
   if (c.breaches_opened?.length) parts.push(`breached ${c.breaches_opened.join(", ")}`);
-  if (c.breaches_closed?.length) parts.push(`breach closed ${c.breaches_closed.join(", ")}`);
+  if (c.breaches_closed?.length) {
+    parts.push(`breach closed ${c.breaches_closed.map((b) => `${b.milestone} (${b.outcome.toLowerCase().replace("_", " ")})`).join(", ")}`);
+  }
   if (c.exceptions?.length) parts.push(`exceptions ${c.exceptions.join(", ")}`);
   return parts.map((p) => h("div", {}, p));
 }
