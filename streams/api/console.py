@@ -10,6 +10,7 @@ stay open: the page itself holds no data.
 from __future__ import annotations
 
 from importlib.resources import files
+
 import faust
 from faust.web import Request, Response, View
 
