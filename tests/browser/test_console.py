@@ -245,6 +245,29 @@ def test_the_token_goes_with_every_call_and_a_403_says_so(page, world, tmp_path,
     screenshot(page, tmp_path, "forbidden")
 
 
+def test_the_page_refreshes_while_visible_only(page, world, capsys):
+    open_page(page, world, "#/skus/SKU-0001", "sku", capsys)
+    asked: list[float] = []
+    page.on("request", lambda r: asked.append(time.monotonic()) if "/atp/" in r.url else None)
+    page.wait_for_timeout(5_600)
+    assert len(asked) >= 1  # every 5 s
+    # The tab hidden (as the browser would say it): no more questions.
+    page.evaluate("""() => {
+        Object.defineProperty(document, "hidden", {configurable: true, get: () => true});
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""")
+    assert "paused" in page.inner_text("#refresh-status")
+    hidden_from = len(asked)
+    page.wait_for_timeout(6_000)
+    assert len(asked) == hidden_from
+    page.evaluate("""() => {
+        Object.defineProperty(document, "hidden", {configurable: true, get: () => false});
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""")
+    page.wait_for_timeout(500)
+    assert len(asked) == hidden_from + 1  # at once when shown again
+
+
 # How the bearer-token auth branch is expected to be configured (adapt when it merges).
 VIEWER_TOKEN = "tok-viewer"
 VIEWER_ENV = {"O2C_API_TOKENS": json.dumps({VIEWER_TOKEN: "viewer"})}

@@ -41,6 +41,11 @@ async function show() {
   const started = performance.now(); // on a fresh load: since navigation start
   const found = route();
   const mine = ++generation;
+  for (const a of document.querySelectorAll(".top nav a")) {
+    const here = a.getAttribute("href") === "#/" ? found?.name === "overview" : found?.name.startsWith("case");
+    if (here) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
   view.removeAttribute("data-loaded");
   const alert = h("div", { class: "alert", role: "alert", hidden: true });
   const root = h("div");
