@@ -143,7 +143,7 @@ function actionForm(caseId, result, reload) {
         result.textContent = `Done: the case is ${answer.data.state}.`;
         note.value = "";
       }
-      await reload();
+      await reload().catch(() => {}); // a failed reload is the next refresh's to show
     } catch (err) {
       if (err.status !== 0) last = null; // refused: a new attempt is a new action
       result.className = "result error";

@@ -3,25 +3,7 @@
 import { s } from "./dom.js";
 import { num } from "./format.js";
 
-const ROW = 20;
 const WIDTH = 420;
-const LABEL = 150;
-
-/** Horizontal bars: rows [{label, value, cls?}], scaled to `max` (default: the largest value). */
-export function bars(rows, { title = "bar chart", max, format = num } = {}) {
-  const top = Math.max(max ?? 0, ...rows.map((r) => r.value), 1);
-  const room = WIDTH - LABEL - 60;
-  const height = Math.max(rows.length, 1) * ROW;
-  return s("svg", { class: "chart bars", viewBox: `0 0 ${WIDTH} ${height}`, role: "img", "aria-label": title },
-    rows.map((row, i) => {
-      const y = i * ROW;
-      const w = row.value > 0 ? Math.max(1, (row.value / top) * room) : 0;
-      return s("g", { class: row.cls || "" },
-        s("text", { x: LABEL - 6, y: y + 14, "text-anchor": "end", class: "label" }, row.label),
-        s("rect", { x: LABEL, y: y + 3, width: w, height: ROW - 6, rx: 2 }),
-        s("text", { x: LABEL + w + 4, y: y + 14, class: "val" }, format(row.value)));
-    }));
-}
 
 /** A small bar for a table cell: `value` out of `max`. */
 export function meter(value, max, { title = "", cls = "" } = {}) {

@@ -36,7 +36,7 @@ function route() {
   return null;
 }
 
-/** Show the page the hash names; the first data drawn marks it loaded (data-loaded, load-ms). */
+/** Show the page the hash names; its first data drawn marks it loaded (data-loaded, data-load-ms). */
 async function show() {
   const started = performance.now(); // on a fresh load: since navigation start
   const found = route();
@@ -51,16 +51,14 @@ async function show() {
   const root = h("div");
   view.replaceChildren(alert, root);
   if (!found) {
+    current = null;
     root.append(h("p", {}, "No such page. ", h("a", { href: "#/" }, "Overview")));
     return;
   }
   const page = found.mount(root, { args: found.args, query: found.query });
-  current = { name: found.name, refresh: page.refresh, alert, generation: mine };
+  // The first page of a tab is timed from navigation start (performance.now()'s origin).
+  current = { name: found.name, refresh: page.refresh, alert, generation: mine, started: mine === 1 ? 0 : started };
   await refresh(current);
-  if (mine !== generation || current.failed) return;
-  view.dataset.loaded = found.name;
-  // The first page shown is timed from navigation start (performance.now()'s origin).
-  view.dataset.loadMs = String(Math.round(performance.now() - (mine === 1 ? 0 : started)));
 }
 
 /** One refresh of a page at a time: a call while one runs waits for that one. */
@@ -72,11 +70,14 @@ function refresh(page) {
 async function load(page) {
   try {
     await page.refresh();
-    page.failed = false;
     page.alert.hidden = true;
     lastUpdate = new Date();
+    if (!page.loaded && page.generation === generation) { // its first data: the page is loaded
+      page.loaded = true;
+      view.dataset.loaded = page.name;
+      view.dataset.loadMs = String(Math.round(performance.now() - page.started));
+    }
   } catch (err) {
-    page.failed = true;
     if (page.generation === generation) showError(page.alert, err);
   } finally {
     showStatus();

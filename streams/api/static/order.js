@@ -7,7 +7,7 @@ import { h, link, section, table } from "./dom.js";
 import { money, num, time, value } from "./format.js";
 
 /** The quantity buckets of a line, in the order a line moves through them. */
-export const BUCKETS = ["ordered", "cancelled", "open", "pending_allocation", "backordered", "allocated",
+const BUCKETS = ["ordered", "cancelled", "open", "pending_allocation", "backordered", "allocated",
   "shipped", "delivered", "invoiced", "invoiced_unmatched"];
 
 export function mount(root, { args: [orderId] }) {

@@ -7,9 +7,9 @@ import { h, section, table } from "./dom.js";
 import { duration, money, num, pct, time, value } from "./format.js";
 import { counterTotals, parseMetrics } from "./metrics.js";
 
-export const STATUSES = ["SUBMITTED", "ACCEPTED", "BACKORDERED", "PARTIALLY_ALLOCATED", "ALLOCATED",
+const STATUSES = ["SUBMITTED", "ACCEPTED", "BACKORDERED", "PARTIALLY_ALLOCATED", "ALLOCATED",
   "PARTIALLY_SHIPPED", "SHIPPED", "DELIVERED", "INVOICED", "PARTIALLY_PAID", "CLOSED", "ON_HOLD", "CANCELLED"];
-export const MILESTONES = ["ACCEPTANCE", "ALLOCATION", "SHIPMENT", "DELIVERY", "INVOICE", "PAYMENT", "ORPHAN"];
+const MILESTONES = ["ACCEPTANCE", "ALLOCATION", "SHIPMENT", "DELIVERY", "INVOICE", "PAYMENT", "ORPHAN"];
 export const SEVERITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"];
 const LEVELS = ["MEDIUM", "HIGH", "CRITICAL"];
 const LISTING_LIMIT = 10000; // the most /sla/at-risk and /sla/breaches answer at once
