@@ -19,8 +19,9 @@ kafka-up: setup
 kafka-down:
 	scripts/kafka.sh down
 
-run: setup
-	scripts/run.sh
+# run.sh prints the console's URL before anything else, then installs what it needs (setup).
+run:
+	@scripts/run.sh
 
 test: setup
 	scripts/test.sh

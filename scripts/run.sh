@@ -19,6 +19,11 @@ SPEEDUP=${SPEEDUP:-1440}  # business time per wall time; the demo policy assumes
 LAPSE=${LAPSE:-0.05}      # share of orders that stop short of a milestone
 RUN=.cache/run
 mkdir -p "$RUN"
+host=${O2C_WEB_HOST:-127.0.0.1}
+[ "$host" = "0.0.0.0" ] && host=127.0.0.1
+# The operations console (docs/console.md) first, before any other line: what people open.
+echo "console: http://$host:$O2C_WEB_PORT/"
+make --no-print-directory -s setup  # the venv, if pyproject.toml changed (quiet)
 
 if [ "$O2C_BOOTSTRAP_SERVERS" = "127.0.0.1:9092" ]; then
   scripts/kafka.sh up
@@ -48,6 +53,7 @@ pids+=($!)
 cat <<MSG
 
 o2c-streams is running: broker $O2C_BOOTSTRAP_SERVERS, worker http://127.0.0.1:$O2C_WEB_PORT
+operations console (browser): http://$host:$O2C_WEB_PORT/
 simulating $ORDERS orders live, business time $SPEEDUP x as fast as the clock, $LAPSE of them
 lapsing (log: $RUN/simulate.log); SLA policy $O2C_SLA_POLICY_PATH. Look at:
   curl -s http://127.0.0.1:$O2C_WEB_PORT/stats

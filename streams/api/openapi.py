@@ -51,6 +51,19 @@ PATHS: dict[str, Any] = {
         }
     },
     "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": _json("OpenAPI")}}},
+    "/": {
+        "get": {
+            "summary": "The operations console: a page for the browser, on this API (docs/console.md).",
+            "responses": {"200": {"description": "the console's page", "content": {"text/html": {}}}},
+        }
+    },
+    "/console/{name}": {
+        "get": {
+            "summary": "The console's ES modules and stylesheet.",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the file"}, "404": _json("no such console file", ERROR)},
+        }
+    },
     "/orders/{order_id}": {
         "get": {
             "summary": "Full state of one order (routed to the worker that owns it).",

@@ -22,6 +22,7 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.api.console import register_console
 from streams.api.openapi import STATUSES as STATUS_LIST
 from streams.contracts.flat import iso_from_millis
 from streams.contracts.roles import CASE_ACTIONS
@@ -170,6 +171,7 @@ def parse_breach_filters(request: Request, query: Any = None) -> dict[str, Any]:
 
 
 def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
+    register_console(app)  # the operations console at / (docs/console.md)
     orders, inventory = worker.orders, worker.inventory
     order_topic, sku_topic = settings.topic("orders"), settings.topic("inventory")
 
