@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
+import requests
 
 from tests.conftest import REPO, make_env
 from tests.harness import WorkerFactory, settle
@@ -268,31 +269,36 @@ def test_the_page_refreshes_while_visible_only(page, world, capsys):
     assert len(asked) == hidden_from + 1  # at once when shown again
 
 
-# How the bearer-token auth branch is expected to be configured (adapt when it merges).
-VIEWER_TOKEN = "tok-viewer"
-VIEWER_ENV = {"O2C_API_TOKENS": json.dumps({VIEWER_TOKEN: "viewer"})}
+VIEWER_TOKEN, OPERATOR_TOKEN = "o2c_test-viewer-token", "o2c_test-operator-token"
 
 
-def test_a_viewer_cannot_resolve(page, world, bootstrap_servers, tmp_path_factory):
-    """Against the real bearer-token auth (another branch): a viewer's resolve is refused."""
-    if world.get("/cases?limit=1").status_code == 200:
-        pytest.skip("no auth in this worker (GET /cases answers without a token): this test runs once "
-                    "the bearer-token auth branch is merged")
+def test_a_viewer_cannot_resolve(page, bootstrap_servers, tmp_path_factory):
+    """With the bearer-token auth on (docs/security.md): the console asks for a token, a viewer
+    reads the queue, and its resolve is refused in the page and not applied."""
+    from streams.api.auth import token_digest
+
     env = make_env(bootstrap_servers, tmp_path_factory.mktemp("viewer"))
+    tokens = f"viewer:vic:{token_digest(VIEWER_TOKEN)},operator:olga:{token_digest(OPERATOR_TOKEN)}"
     factory = WorkerFactory(env.env, env.tmp)
     try:
-        worker = factory("v1", O2C_SLA_CLOCK="event", **VIEWER_ENV).start().wait_ready()
+        worker = factory("v1", O2C_SLA_CLOCK="event", O2C_AUTH_ENABLED="true", O2C_API_TOKENS=tokens)
+        worker.start().wait_ready()
         done = env.o2c("simulate", "--orders", "40", "--seed", str(SEED), "--lapse-share", "0.2")
         assert done.returncode == 0, done.stderr
+        assert requests.get(f"{worker.url}/cases?limit=1", timeout=10).status_code == 401
         page.goto(f"{worker.url}/#/cases")
         page.get_by_label("Bearer token").fill(VIEWER_TOKEN)
         page.get_by_role("button", name="Use token").click()
         page.wait_for_selector("table.cases tbody a", timeout=60_000)
         page.locator("table.cases tbody a").first.click()
         page.wait_for_selector("#view[data-loaded='case']")
+        case_id = unquote(page.evaluate("location.hash").removeprefix("#/cases/"))
         page.get_by_label("Who").fill("viewer-vic")
         page.get_by_role("button", name="Resolve").click()
         page.wait_for_selector(".result.error:has-text('Your role cannot do this.')")
+        as_operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        case = requests.get(f"{worker.url}/cases/{case_id}", headers=as_operator, timeout=10).json()
+        assert case["state"] != "RESOLVED", case
     finally:
         factory.stop_all()
 
