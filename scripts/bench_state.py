@@ -32,6 +32,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from scripts.bench_console import console_times
 from scripts.bench_harness import (
     BENCH_DIR,
     REPO,
@@ -267,6 +268,7 @@ def bench_state(orders: int, hold: int, broker_dir: Path | None) -> None:
             quiet(port)
             after_rss.append(rss_mb(proc.pid))
             timings.extend(query_times(port, orders))
+            timings.extend(console_times(port, f"SO-7-{orders // 2:06d}", "SKU-0001"))
 
         grow = measure_worker(
             settings, "grow", WORKER, env, workdir, roles=INPUT_ROLES, after=settle,
@@ -281,7 +283,7 @@ def bench_state(orders: int, hold: int, broker_dir: Path | None) -> None:
             f" ({grow.rate:,.0f} until committed); by fifth of the input:"
             f" {' / '.join(f'{r:,.0f}' for r in fifths(grow))} events/s"
         )
-        print(f"  HTTP answers with {orders:,} orders held (sequential GETs, after the backlog):")
+        print(f"  HTTP answers and console pages with {orders:,} orders held (sequential, after the backlog):")
         for line in timings:
             print(f"    {line}")
         print(
