@@ -33,6 +33,13 @@ def console_times(port: str, order: str, sku: str, repeats: int = 5) -> list[str
         from playwright.sync_api import sync_playwright
     except ImportError:
         return ["console pages: not measured (playwright is in the `test` extra)"]
+    try:
+        return _measure(sync_playwright, port, order, sku, repeats)
+    except Exception as exc:  # noqa: BLE001 - a figure missing is reported, the bench goes on
+        return [f"console pages: not measured ({exc!r})"]
+
+
+def _measure(sync_playwright, port: str, order: str, sku: str, repeats: int) -> list[str]:
     lines = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
