@@ -36,7 +36,6 @@ from tables.cases import (
     action_from_request,
     apply_action,
     merge_pages,
-    page_of,
     parse_case_id,
     parse_query,
 )
@@ -412,7 +411,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             return error(self, exc.http_status, str(exc), reason=exc.code)
         if worker.runtime.rebalancing:
             return unavailable(self, "partitions are moving between workers")
-        return self.json(page_of(cases.local_cases(), query).to_json())
+        return self.json(cases.local_page(query).to_json())
 
     @app.page("/cases")
     async def case_list(self: View, request: Request) -> Response:
@@ -424,7 +423,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         if worker.runtime.rebalancing:  # partitions moving: a page could miss their cases
             return unavailable(self, "partitions are moving between workers")
         replies, failed = await from_other_workers(request, f"/cases/local?{request.query_string}")
-        pages = [page_of(cases.local_cases(), query), *(CasePage.from_json(r) for r in replies)]
+        pages = [cases.local_page(query), *(CasePage.from_json(r) for r in replies)]
         body = merge_pages(pages, query).view(int(time.time() * 1000))
         body["workers"] = len(pages)
         if failed:

@@ -29,7 +29,17 @@ from streams.metrics import METRICS
 from streams.processors.deadletter import dead_letter
 from streams.runtime.processor import BatchAgent, record_key
 from streams.settings import Settings
-from tables.cases import Case, CaseAction, CaseTransitionError, apply_action, auto_resolve
+from tables.cases import (
+    Case,
+    CaseAction,
+    CaseIndex,
+    CasePage,
+    CaseQuery,
+    CaseTransitionError,
+    apply_action,
+    auto_resolve,
+    page_of,
+)
 
 log = logging.getLogger("o2c.cases")
 
@@ -74,6 +84,14 @@ class CaseAgent(BatchAgent):
         self.notify = notify or (lambda key: None)
         self.cases_topic = settings.topic(CASES)
         self.store = self.new_store("cases", decode_case, encode_case)
+        # Per active partition, its cases in listing order (built on the first query; changed
+        # with every case; dropped when the partition goes or a transaction is aborted).
+        self.indexes: dict[int, CaseIndex] = {}
+        self.store.on_discard.append(self.indexes.clear)
+
+    def revoked(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.indexes.pop(partition, None)
 
     def decode(self, message: Any) -> Any:
         role = self.topics[message.topic]
@@ -138,6 +156,9 @@ class CaseAgent(BatchAgent):
                 return
             changed = auto_resolve(current, note, when)
         self.store.put(partition, key, changed)
+        index = self.indexes.get(partition)
+        if index is not None:
+            index.put(changed, key)
         send(self.cases_topic, record.key, self.codec.encode(CASES, changed.to_record()), None)
         METRICS.child(METRICS.case_changes, changed.state).inc()
         log.debug("case %s version %d %s", changed.case_id, changed.version, changed.state)
@@ -148,9 +169,19 @@ class CaseAgent(BatchAgent):
     def lookup(self, key: str, case_id: str) -> Case | None:
         return self.store.lookup_at(self.store.partition_of(key.encode()), store_key(key, case_id))
 
-    def local_cases(self) -> list[Case]:
-        """Every case of the active partitions (the listing filters and pages them)."""
-        found: list[Case] = []
-        for partition in self.store.active_partitions():
-            found.extend(case for _key, case in self.store.items(partition))
-        return found
+    def local_page(self, query: CaseQuery) -> CasePage:
+        """This worker's page of the listing: the first `limit` matching cases of its active
+        partitions after the cursor (the asking worker merges every worker's page)."""
+        selected: list[Case] = []
+        with self.store.mutex:
+            for partition in self.store.active_partitions():
+                index = self.indexes.get(partition)
+                if index is None:
+                    index = self.indexes[partition] = CaseIndex()
+                    for key, case in self.store.items(partition):
+                        index.put(case, key)
+                for key in index.select(query):
+                    case = self.store.lookup_at(partition, key)
+                    if case is not None:
+                        selected.append(case)
+        return page_of(selected, query)
