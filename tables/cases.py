@@ -1061,6 +1061,11 @@ class CaseIndex:
                 insort(self._positions, position)
         self._entries[position] = (Facets.of(case), ref)
 
+    def add(self, case: Case, ref: Any) -> None:
+        """A case read from storage: ignored when a change of it came in since (`put`)."""
+        if sort_key(case) not in self._entries:
+            self.put(case, ref)
+
     def select(self, query: CaseQuery) -> list[Any]:
         """The refs of the first `limit + 1` cases matching `query` after its cursor, in order
         (`page_of` of them is this partition's page)."""

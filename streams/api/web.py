@@ -26,6 +26,7 @@ from streams.api.console import register_console
 from streams.api.openapi import STATUSES as STATUS_LIST
 from streams.contracts.flat import iso_from_millis
 from streams.contracts.roles import CASE_ACTIONS
+from streams.processors.cases import CaseIndexFilling
 from streams.runtime.partitioner import partition_of
 from streams.settings import Settings
 from tables.cases import (
@@ -411,7 +412,10 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             return error(self, exc.http_status, str(exc), reason=exc.code)
         if worker.runtime.rebalancing:
             return unavailable(self, "partitions are moving between workers")
-        return self.json(cases.local_page(query).to_json())
+        try:
+            return self.json(cases.local_page(query).to_json())
+        except CaseIndexFilling as exc:
+            return unavailable(self, str(exc))
 
     @app.page("/cases")
     async def case_list(self: View, request: Request) -> Response:
@@ -422,8 +426,12 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             return error(self, exc.http_status, str(exc), reason=exc.code)
         if worker.runtime.rebalancing:  # partitions moving: a page could miss their cases
             return unavailable(self, "partitions are moving between workers")
+        try:
+            mine = cases.local_page(query)
+        except CaseIndexFilling as exc:
+            return unavailable(self, str(exc))
         replies, failed = await from_other_workers(request, f"/cases/local?{request.query_string}")
-        pages = [cases.local_page(query), *(CasePage.from_json(r) for r in replies)]
+        pages = [mine, *(CasePage.from_json(r) for r in replies)]
         body = merge_pages(pages, query).view(int(time.time() * 1000))
         body["workers"] = len(pages)
         if failed:

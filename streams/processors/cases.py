@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from streams.contracts.codec import Codec, CodecError
@@ -48,6 +49,14 @@ _SEP = b"\x1f"
 
 def store_key(key: str, case_id: str) -> bytes:
     return key.encode() + _SEP + case_id.encode()
+
+
+FILL_SLICE = 0.01
+"""Seconds of the runtime thread one `punctuate` spends reading stored cases into an index."""
+
+
+class CaseIndexFilling(Exception):
+    """The listing cannot be complete yet (HTTP 503, Retry-After)."""
 
 
 class CaseFactError(CodecError):
@@ -84,14 +93,46 @@ class CaseAgent(BatchAgent):
         self.notify = notify or (lambda key: None)
         self.cases_topic = settings.topic(CASES)
         self.store = self.new_store("cases", decode_case, encode_case)
-        # Per active partition, its cases in listing order (built on the first query; changed
-        # with every case; dropped when the partition goes or a transaction is aborted).
+        self.punctuate_interval = FILL_SLICE * 2
+        # Per active partition, its cases in listing order: every case change goes in at once;
+        # the cases already stored when the partition came are read in by `punctuate`, a slice
+        # at a time (`_filling`), so that neither processing nor a query waits for a whole
+        # partition (about 10 s for a million cases).
         self.indexes: dict[int, CaseIndex] = {}
-        self.store.on_discard.append(self.indexes.clear)
+        self._filling: dict[int, Iterator[tuple[bytes, bytes]]] = {}
+        self.store.on_discard.append(self._refill)
+
+    def assigned(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.indexes[partition] = CaseIndex()
+            self._filling[partition] = self.store.raw_items(partition)
+        self._fill()  # a partition of a few thousand cases is ready with the assignment
 
     def revoked(self, partitions: set[int]) -> None:
-        for partition in partitions:
+        for partition in partitions:  # before the store closes the partition's DB
             self.indexes.pop(partition, None)
+            self._filling.pop(partition, None)
+
+    def _refill(self) -> None:
+        """After an abort the indexes may hold changes that were never committed: start over."""
+        self.assigned(set(self.indexes))
+
+    def punctuate(self, out: Any) -> None:
+        self._fill()
+
+    def _fill(self) -> None:
+        if not self._filling:
+            return
+        deadline = time.perf_counter() + FILL_SLICE
+        with self.store.mutex:
+            for partition, rows in list(self._filling.items()):
+                index = self.indexes[partition]
+                for n, (key, raw) in enumerate(rows):
+                    index.add(decode_case(raw), key)  # a change since is in already: kept
+                    if n % 64 == 63 and time.perf_counter() > deadline:
+                        return
+                del self._filling[partition]
+                log.info("case index of partition %d: %d cases", partition, len(index))
 
     def decode(self, message: Any) -> Any:
         role = self.topics[message.topic]
@@ -171,15 +212,17 @@ class CaseAgent(BatchAgent):
 
     def local_page(self, query: CaseQuery) -> CasePage:
         """This worker's page of the listing: the first `limit` matching cases of its active
-        partitions after the cursor (the asking worker merges every worker's page)."""
+        partitions after the cursor (the asking worker merges every worker's page). Raises
+        CaseIndexFilling while a partition's index is still being read in."""
         selected: list[Case] = []
         with self.store.mutex:
-            for partition in self.store.active_partitions():
-                index = self.indexes.get(partition)
-                if index is None:
-                    index = self.indexes[partition] = CaseIndex()
-                    for key, case in self.store.items(partition):
-                        index.put(case, key)
+            if self._filling:
+                filled = sum(len(self.indexes[p]) for p in self._filling)
+                raise CaseIndexFilling(
+                    f"reading the stored cases of partition(s) {sorted(self._filling)} into the listing's"
+                    f" index ({filled:,} so far)"
+                )
+            for partition, index in self.indexes.items():
                 for key in index.select(query):
                     case = self.store.lookup_at(partition, key)
                     if case is not None:

@@ -534,3 +534,16 @@ def test_a_page_cut_from_the_index_is_the_page_of_every_case(cases, data, params
         if cursor is None:
             break
     assert len(index) == len(by_id)
+
+
+def test_a_case_read_from_storage_does_not_undo_a_change_indexed_meanwhile():
+    """The agent reads a partition's stored cases into its index in slices while cases change:
+    a stored (older) copy read after a change must not replace it."""
+    index = cs.CaseIndex()
+    stored = a_case(case_id="o.SO-1.SLA-SHIPMENT", order_id="SO-1", opened_at=5)
+    index.put(replace(stored, state=cs.CaseState.RESOLVED, version=2), "k")
+    index.add(stored, "k")
+    index.add(a_case(case_id="o.SO-2.SLA-SHIPMENT", order_id="SO-2", opened_at=1), "k2")
+    open_only = cs.parse_query({"state": "OPEN"})
+    assert index.select(open_only) == ["k2"]
+    assert index.select(cs.parse_query({})) == ["k2", "k"]
