@@ -1047,6 +1047,7 @@ class CaseIndex:
     def __init__(self) -> None:
         self._positions: list[Position] = []  # sorted
         self._entries: dict[Position, tuple[Facets, Any]] = {}
+        self.counts: dict[tuple[str, str], int] = {}  # (state, severity) -> cases
 
     def __len__(self) -> int:
         return len(self._positions)
@@ -1054,12 +1055,18 @@ class CaseIndex:
     def put(self, case: Case, ref: Any) -> None:
         """A case opened or changed (its position never changes: opened_at and id are fixed)."""
         position = sort_key(case)
-        if position not in self._entries:
+        counts = self.counts
+        before = self._entries.get(position)
+        if before is None:
             if not self._positions or position > self._positions[-1]:
                 self._positions.append(position)  # the usual case: the newest opened
             else:
                 insort(self._positions, position)
-        self._entries[position] = (Facets.of(case), ref)
+        else:
+            counts[before[0].state, before[0].severity] -= 1
+        facets = Facets.of(case)
+        self._entries[position] = (facets, ref)
+        counts[facets.state, facets.severity] = counts.get((facets.state, facets.severity), 0) + 1
 
     def add(self, case: Case, ref: Any) -> None:
         """A case read from storage: ignored when a change of it came in since (`put`)."""

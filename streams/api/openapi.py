@@ -131,7 +131,10 @@ PATHS: dict[str, Any] = {
     "/stats": {
         "get": {
             "summary": "Orders by status, region and channel across all workers.",
-            "responses": {"200": _json("counts: by_status, by_region, by_channel, orders, workers")},
+            "responses": {"200": _json(
+                "counts: by_status, by_region, by_channel, orders; sla.open_breaches by milestone,"
+                " sla.at_risk by milestone and level; cases.by_state_severity, cases.indexing; workers"
+            )},
         }
     },
     "/stats/local": {

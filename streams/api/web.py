@@ -11,7 +11,6 @@ import logging
 import re
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -172,7 +171,7 @@ def parse_breach_filters(request: Request, query: Any = None) -> dict[str, Any]:
 
 def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
     register_console(app)  # the operations console at / (docs/console.md)
-    orders, inventory = worker.orders, worker.inventory
+    orders, inventory, cases = worker.orders, worker.inventory, worker.cases
     order_topic, sku_topic = settings.topic("orders"), settings.topic("inventory")
 
     async def route(view: View, request: Request, topic: str, store: Any, key: str,
@@ -344,22 +343,24 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         failed = [h for h, r in zip(hosts, replies) if isinstance(r, BaseException)]
         return [r for r in replies if not isinstance(r, BaseException)], failed
 
+    def local_stats() -> dict[str, Any]:
+        return {**orders.status_counts.summary(), "sla": orders.sla.counts(), "cases": cases.counts()}
+
     @app.page("/stats/local")
     async def stats_local(self: View, request: Request) -> Response:
-        return self.json(orders.status_counts.summary())
+        return self.json(local_stats())
 
     @app.page("/stats")
     async def stats(self: View, request: Request) -> Response:
-        """Sum of every worker's `/stats/local` (each counts its own active partitions)."""
+        """Sum of every worker's `/stats/local` (each counts its own active partitions): orders
+        by status, region and channel; open SLA breaches and milestones at risk; cases by state
+        and severity (`cases.indexing`: partitions whose cases are still being counted)."""
         replies, failed = await from_other_workers(request, "/stats/local")
-        parts = [orders.status_counts.summary(), *replies]
-        total: dict[str, Counter[str]] = {k: Counter() for k in ("by_status", "by_region", "by_channel")}
-        for part in parts:
-            for k, counts in part.items():
-                total[k].update(counts)
-        body: dict[str, Any] = {k: dict(v) for k, v in total.items()}
-        body["orders"] = sum(total["by_status"].values())
-        body["workers"] = len(parts)
+        body: dict[str, Any] = {}
+        for part in [local_stats(), *replies]:
+            add_counts(body, part)
+        body["orders"] = sum(body.get("by_status", {}).values())
+        body["workers"] = 1 + len(replies)
         if failed:
             body["unreachable_workers"] = failed
         return self.json(body)
@@ -401,7 +402,6 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         """Open breaches of every worker, by due time."""
         return await sla_listing(self, request, "breaches", local=False)
 
-    cases = worker.cases
     actions_topic = settings.topic(CASE_ACTIONS)
 
     @app.page("/cases/local")
@@ -558,6 +558,15 @@ SLA_LISTINGS: dict[str, tuple[Callable[[Request], dict[str, Any]], str, Callable
     "at_risk": (parse_risk_filters, "at_risk", risk_order),
 }
 """The SLA listings: their filters, the SLA index's method, and their order across workers."""
+
+
+def add_counts(total: dict[str, Any], part: dict[str, Any]) -> None:
+    """Add nested {name: count} maps (workers' `/stats/local` answers) into `total`."""
+    for name, value in part.items():
+        if isinstance(value, dict):
+            add_counts(total.setdefault(name, {}), value)
+        else:
+            total[name] = total.get(name, 0) + value
 
 
 def _listing(filters: dict[str, Any]) -> str:

@@ -53,6 +53,8 @@ def store_key(key: str, case_id: str) -> bytes:
 
 FILL_SLICE = 0.01
 """Seconds of the runtime thread one `punctuate` spends reading stored cases into an index."""
+FILL_AT_ASSIGNMENT = 0.5
+"""Seconds an assignment may spend on it before the partition is ready (then: slices)."""
 
 
 class CaseIndexFilling(Exception):
@@ -106,7 +108,7 @@ class CaseAgent(BatchAgent):
         for partition in partitions:
             self.indexes[partition] = CaseIndex()
             self._filling[partition] = self.store.raw_items(partition)
-        self._fill()  # a partition of a few thousand cases is ready with the assignment
+        self._fill(FILL_AT_ASSIGNMENT)  # tens of thousands of cases: ready with the assignment
 
     def revoked(self, partitions: set[int]) -> None:
         for partition in partitions:  # before the store closes the partition's DB
@@ -118,12 +120,12 @@ class CaseAgent(BatchAgent):
         self.assigned(set(self.indexes))
 
     def punctuate(self, out: Any) -> None:
-        self._fill()
+        self._fill(FILL_SLICE)
 
-    def _fill(self) -> None:
+    def _fill(self, budget: float) -> None:
         if not self._filling:
             return
-        deadline = time.perf_counter() + FILL_SLICE
+        deadline = time.perf_counter() + budget
         with self.store.mutex:
             for partition, rows in list(self._filling.items()):
                 index = self.indexes[partition]
@@ -209,6 +211,17 @@ class CaseAgent(BatchAgent):
 
     def lookup(self, key: str, case_id: str) -> Case | None:
         return self.store.lookup_at(self.store.partition_of(key.encode()), store_key(key, case_id))
+
+    def counts(self) -> dict[str, Any]:
+        """`{"by_state_severity": {state: {severity: n}}, "indexing": partitions}` of the active
+        partitions (for /stats; partial while `indexing` > 0)."""
+        by: dict[str, dict[str, int]] = {}
+        with self.store.mutex:
+            for index in self.indexes.values():
+                for (state, severity), n in index.counts.items():
+                    if n:
+                        by.setdefault(state, {})[severity] = by.get(state, {}).get(severity, 0) + n
+            return {"by_state_severity": by, "indexing": len(self._filling)}
 
     def local_page(self, query: CaseQuery) -> CasePage:
         """This worker's page of the listing: the first `limit` matching cases of its active

@@ -262,6 +262,18 @@ class SlaChecks:
         found.sort(key=risk_order)
         return found[:limit], len(found) > limit
 
+    def counts(self) -> dict[str, Any]:
+        """`{"open_breaches": {milestone: n}, "at_risk": {milestone: {level: n}}}` of the active
+        partitions (for /stats: counts without listing every row)."""
+        breaches: dict[str, int] = {}
+        for index in list(self.ready.values()):
+            for breach in index.open_breaches():
+                breaches[breach["milestone"]] = breaches.get(breach["milestone"], 0) + 1
+        risk: dict[str, dict[str, int]] = {}
+        for (milestone, level), n in self.risk_counts().items():
+            risk.setdefault(milestone, {})[level] = n
+        return {"open_breaches": breaches, "at_risk": risk}
+
     def risk_counts(self) -> dict[tuple[str, str], int]:
         """(milestone, level) -> open milestones at exactly that level (above LOW) on the
         active partitions: the `o2c_sla_at_risk` gauge, read at scrape time."""

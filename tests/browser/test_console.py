@@ -130,10 +130,19 @@ def test_the_overview_shows_the_stats_and_kpis(page, world, tmp_path, capsys):
     for row in sources:
         assert shown(page, f"kpis.sync.{row['source']}.count")[0] == str(row["count"]), row["source"]
 
+    # The counts come from /stats; the listings must agree with them.
     breaches = world.get("/sla/breaches?limit=10000").json()
     assert shown(page, "sla.breaches")[0] == str(breaches["count"])
+    for milestone in {b["milestone"] for b in breaches["breaches"]}:
+        listed = sum(b["milestone"] == milestone for b in breaches["breaches"])
+        assert shown(page, f"sla.breaches.{milestone}")[0] == str(listed), milestone
+    at_risk = world.get("/sla/at-risk?limit=10000").json()
+    assert shown(page, "sla.at_risk")[0] == str(at_risk["count"])
     open_high = world.get("/cases?state=OPEN&severity=HIGH&limit=500").json()
     assert shown(page, "cases.HIGH.OPEN")[0] == str(open_high["count"])
+    unresolved = world.get("/cases?state=OPEN,ACKNOWLEDGED&limit=500").json()
+    assert unresolved["next_cursor"] is None
+    assert shown(page, "cases.open")[0] == str(unresolved["count"])
     screenshot(page, tmp_path, "overview")
 
 

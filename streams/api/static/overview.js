@@ -1,6 +1,7 @@
 // Overview: orders by status/region/channel (/stats), throughput and sync latency by source
 // system (/kpis sync_latency, /metrics), SLA adherence and risk by milestone (/kpis,
-// /sla/at-risk, /sla/breaches), open cases by severity (/cases) and the business KPIs (/kpis).
+// /stats sla), open cases by severity (/stats cases, the oldest from /cases) and the business
+// KPIs (/kpis). Counts come from /stats, never from listing every row.
 import { get, getText } from "./api.js";
 import { histogram, meter, sparkline } from "./charts.js";
 import { h, section, table } from "./dom.js";
@@ -12,8 +13,6 @@ const STATUSES = ["SUBMITTED", "ACCEPTED", "BACKORDERED", "PARTIALLY_ALLOCATED",
 const MILESTONES = ["ACCEPTANCE", "ALLOCATION", "SHIPMENT", "DELIVERY", "INVOICE", "PAYMENT", "ORPHAN"];
 export const SEVERITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"];
 const LEVELS = ["MEDIUM", "HIGH", "CRITICAL"];
-const LISTING_LIMIT = 10000; // the most /sla/at-risk and /sla/breaches answer at once
-const CASE_PAGE = 500; // the largest /cases page; the API has no count of its own
 
 // Counters seen at each refresh, kept across visits of the page: rates are their differences.
 const history = { sources: new Map(), roles: new Map() };
@@ -25,20 +24,18 @@ export function mount(root) {
   root.append(body);
   return {
     async refresh() {
-      const [stats, kpis, atRisk, breaches, cases, metrics] = await Promise.all([
+      const [stats, kpis, oldest, metrics] = await Promise.all([
         get("/stats"),
         get("/kpis"),
-        get(`/sla/at-risk?limit=${LISTING_LIMIT}`),
-        get(`/sla/breaches?limit=${LISTING_LIMIT}`),
-        Promise.all(SEVERITIES.map((sev) => get(`/cases?state=OPEN,ACKNOWLEDGED&severity=${sev}&limit=${CASE_PAGE}`))),
+        Promise.all(SEVERITIES.map((sev) => get(`/cases?state=OPEN,ACKNOWLEDGED&severity=${sev}&limit=1`))),
         getText("/metrics").then(parseMetrics, (err) => ({ error: err })),
       ]);
       const now = Date.now();
       body.replaceChildren(
-        tiles(stats, kpis, atRisk, breaches, cases),
+        tiles(stats, kpis),
         ordersPanel(stats),
-        casesPanel(cases),
-        slaPanel(kpis, atRisk, breaches),
+        casesPanel(stats, oldest),
+        slaPanel(kpis, stats),
         sourcesPanel(kpis, now),
         pipelinePanel(metrics, now),
         kpiPanel(kpis),
@@ -47,15 +44,29 @@ export function mount(root) {
   };
 }
 
-function tiles(stats, kpis, atRisk, breaches, cases) {
-  const open = cases.reduce((n, page) => n + page.cases.length, 0);
-  const more = cases.some((page) => page.next_cursor);
+/** Sum of the numbers of a nested {name: count} map. */
+function total(counts) {
+  return Object.values(counts || {}).reduce((n, v) => n + (typeof v === "number" ? v : total(v)), 0);
+}
+
+/** Unresolved cases (open or acknowledged) of one severity, or of all. */
+function unresolved(stats, severity) {
+  const by = stats.cases.by_state_severity;
+  const of = (state) => (severity ? by[state]?.[severity] || 0 : total(by[state]));
+  return of("OPEN") + of("ACKNOWLEDGED");
+}
+
+function tiles(stats, kpis) {
+  const open = unresolved(stats);
+  const more = stats.cases.indexing > 0 ? "+" : ""; // a worker is still counting its cases
+  const breaches = total(stats.sla.open_breaches);
+  const atRisk = total(stats.sla.at_risk);
   const tile = (label, figure) => h("div", { class: "tile" }, h("div", { class: "tile-label" }, label), figure);
   return h("section", { class: "tiles wide", "aria-label": "Key figures" },
     tile("Orders", value("stats.orders", stats.orders)),
-    tile("Open cases", value("cases.open", open, num(open) + (more ? "+" : ""))),
-    tile("Open SLA breaches", value("sla.breaches", breaches.count, num(breaches.count) + (breaches.truncated ? "+" : ""))),
-    tile("Milestones at risk", value("sla.at_risk", atRisk.count, num(atRisk.count) + (atRisk.truncated ? "+" : ""))),
+    tile("Open cases", value("cases.open", open, num(open) + more)),
+    tile("Open SLA breaches", value("sla.breaches", breaches)),
+    tile("Milestones at risk", value("sla.at_risk", atRisk)),
     tile("On time in full", value("kpis.otif.rate", kpis.otif.all.rate, pct(kpis.otif.all.rate))),
     tile("Line fill rate (first allocation)", value("kpis.fill.line_fill_rate",
       kpis.fill_rate_first_allocation.all.line_fill_rate, pct(kpis.fill_rate_first_allocation.all.line_fill_rate))),
@@ -81,28 +92,28 @@ function ordersPanel(stats) {
       table("By channel", ["channel", "orders", ""], countRows(stats.by_channel, "stats.by_channel"))));
 }
 
-function casesPanel(pages) {
+function casesPanel(stats, oldest) {
+  const by = stats.cases.by_state_severity;
+  const more = stats.cases.indexing > 0 ? "+" : "";
   const rows = SEVERITIES.map((sev, i) => {
-    const page = pages[i];
-    const count = (state) => page.cases.filter((c) => c.state === state).length;
-    const more = page.next_cursor ? "+" : "";
+    const count = (state) => by[state]?.[sev] || 0;
     const link = (state, n) => h("a", { href: `#/cases?severity=${sev}&state=${state}` }, num(n) + more);
+    const first = oldest[i].cases[0];
     return [h("span", { class: `sev sev-${sev}` }, sev),
       [value(`cases.${sev}.OPEN`, count("OPEN"), link("OPEN", count("OPEN"))), { class: "num" }],
       [value(`cases.${sev}.ACKNOWLEDGED`, count("ACKNOWLEDGED"), link("ACKNOWLEDGED", count("ACKNOWLEDGED"))), { class: "num" }],
-      page.cases[0] ? h("span", {}, "oldest opened ", time(page.cases[0].opened_at)) : "–"];
+      first ? h("span", {}, "oldest opened ", time(first.opened_at)) : "–"];
   });
   return section("Open cases by severity",
     table(null, ["severity", "open", "acknowledged", "oldest"], rows),
-    h("p", { class: "note" }, `Counted from /cases pages of up to ${CASE_PAGE} (the API gives no totals); "+" means more.`));
+    h("p", { class: "note" }, "Counts from /stats (every worker's cases); the oldest from /cases",
+      more ? "; a worker is still counting its cases (\"+\")" : "", "."));
 }
 
-function slaPanel(kpis, atRisk, breaches) {
+function slaPanel(kpis, stats) {
   const adherence = kpis.sla_adherence.by_milestone;
-  const risk = {};
-  for (const row of atRisk.at_risk) (risk[row.milestone] ??= {})[row.level] = (risk[row.milestone][row.level] || 0) + 1;
-  const open = {};
-  for (const row of breaches.breaches) open[row.milestone] = (open[row.milestone] || 0) + 1;
+  const risk = stats.sla.at_risk;
+  const open = stats.sla.open_breaches;
   const rows = MILESTONES.filter((m) => adherence[m] || risk[m] || open[m]).map((m) => {
     const a = adherence[m] || {};
     return [m,
@@ -116,8 +127,8 @@ function slaPanel(kpis, atRisk, breaches) {
   });
   return section("SLA adherence and risk by milestone",
     table(null, ["milestone", "adherence", "on time", "late", "open breaches", "at risk: medium", "high", "critical"], rows),
-    h("p", { class: "note" }, "Adherence = on time / (on time + late + open), from /kpis. Open breaches from /sla/breaches, ",
-      "risk levels from /sla/at-risk", atRisk.truncated || breaches.truncated ? ` (first ${LISTING_LIMIT} only)` : "", "."));
+    h("p", { class: "note" }, "Adherence = on time / (on time + late + open), from /kpis. Open breaches and ",
+      "risk levels from /stats."));
 }
 
 /** Events per second between the last two refreshes, per key of `counts`. */
