@@ -140,6 +140,25 @@ def query_times(port: str, orders: int, repeats: int = 40) -> list[str]:
     return lines
 
 
+def cases_listing_after(port: str, timeout: float = 120) -> str:
+    """How long after ready `GET /cases` answers (a restarted worker reads its stored cases into
+    the listing's index first: 503 until then), and the first answer's time."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        asked = time.perf_counter()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/cases?limit=50", timeout=30) as answer:
+                answer.read()
+                took = time.perf_counter() - asked
+                return f"GET /cases answered {time.monotonic() - started:.1f} s after ready (in {took * 1000:.0f} ms)"
+        except urllib.error.HTTPError as exc:
+            exc.read()
+            if exc.code != 503:
+                return f"GET /cases answered {exc.code}"
+        time.sleep(0.2)
+    return f"GET /cases not answered within {timeout:.0f} s of ready"
+
+
 def changelog_records(settings, topic: str) -> Iterator[tuple[int, bytes, bytes | None]]:
     """Every committed record of a changelog topic: (partition, key, value)."""
     consumer = Consumer(
@@ -316,12 +335,13 @@ def bench_state(orders: int, hold: int, broker_dir: Path | None) -> None:
                 shutil.rmtree(data, ignore_errors=True)
             proc, ready_s, log_path = start_until_ready(label, env, workdir)
             resident = rss_mb(proc.pid)
+            listing = cases_listing_after(port)
             stop(proc)
             restored, restore_s, index = log_figures(log_path)
             rate = f" = {restored / restore_s:,.0f} records/s" if restore_s else ""
             print(
                 f"  {label}: ready {ready_s:.1f} s after start; {restored:,} changelog records restored in"
-                f" {restore_s:.1f} s{rate}; {index}; RSS when ready {resident:,.0f} MiB"
+                f" {restore_s:.1f} s{rate}; {index}; RSS when ready {resident:,.0f} MiB; {listing}"
             )
         size = topic_bytes(broker_dir, changelog)
         if size is not None:
