@@ -109,6 +109,9 @@ QUERIES = (
     "/sla/at-risk?limit=100",
     "/sla/at-risk?level=CRITICAL&limit=100",
     "/kpis",
+    "/stats",
+    "/metrics",
+    "/cases?order_id={order}",
     "/orders/{order}/timeline",
     "/orders/{order}",
 )

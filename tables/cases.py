@@ -1048,6 +1048,10 @@ class CaseIndex:
         self._positions: list[Position] = []  # sorted
         self._entries: dict[Position, tuple[Facets, Any]] = {}
         self.counts: dict[tuple[str, str], int] = {}  # (state, severity) -> cases
+        # the positions of an order's or a SKU's cases (sorted): `?order_id=` and `?sku=`, the
+        # console's order and SKU pages, without walking every case
+        self._of_order: dict[str, list[Position]] = {}
+        self._of_sku: dict[str, list[Position]] = {}
 
     def __len__(self) -> int:
         return len(self._positions)
@@ -1058,10 +1062,11 @@ class CaseIndex:
         counts = self.counts
         before = self._entries.get(position)
         if before is None:
-            if not self._positions or position > self._positions[-1]:
-                self._positions.append(position)  # the usual case: the newest opened
-            else:
-                insort(self._positions, position)
+            _insert(self._positions, position)
+            if case.order_id is not None:
+                _insert(self._of_order.setdefault(case.order_id, []), position)
+            if case.sku is not None:
+                _insert(self._of_sku.setdefault(case.sku, []), position)
         else:
             counts[before[0].state, before[0].severity] -= 1
         facets = Facets.of(case)
@@ -1077,6 +1082,10 @@ class CaseIndex:
         """The refs of the first `limit + 1` cases matching `query` after its cursor, in order
         (`page_of` of them is this partition's page)."""
         positions, entries = self._positions, self._entries
+        if query.order_id is not None:
+            positions = self._of_order.get(query.order_id, [])
+        elif query.sku is not None:
+            positions = self._of_sku.get(query.sku, [])
         start = 0 if query.after is None else bisect_right(positions, query.after)
         found: list[Any] = []
         for i in range(start, len(positions)):
@@ -1086,6 +1095,13 @@ class CaseIndex:
                 if len(found) > query.limit:
                     break
         return found
+
+
+def _insert(positions: list[Position], position: Position) -> None:
+    if not positions or position > positions[-1]:
+        positions.append(position)  # the usual case: the newest opened
+    else:
+        insort(positions, position)
 
 
 def merge_pages(pages: Iterable[CasePage], query: CaseQuery) -> CasePage:

@@ -274,6 +274,17 @@ class DueIndex:
             self._write(batch)
         return n
 
+    def breach_counts(self) -> dict[str, int]:
+        """Open breaches by milestone, from the keys alone (nothing decoded)."""
+        by_rank: dict[int, int] = {}
+        unpack = _DUE_KEY.unpack_from
+        for key in self.db.keys(from_key=_BREACH):
+            if not key.startswith(_BREACH):
+                break
+            rank = unpack(key)[2]
+            by_rank[rank] = by_rank.get(rank, 0) + 1
+        return {MILESTONES[rank]: n for rank, n in sorted(by_rank.items())}
+
     def open_breaches(self) -> Iterator[dict[str, Any]]:
         """The listed open breaches in due-time order (order_id, milestone, due_at,
         detected_at, channel, region); the caller stops iterating when it has enough."""

@@ -267,8 +267,8 @@ class SlaChecks:
         partitions (for /stats: counts without listing every row)."""
         breaches: dict[str, int] = {}
         for index in list(self.ready.values()):
-            for breach in index.open_breaches():
-                breaches[breach["milestone"]] = breaches.get(breach["milestone"], 0) + 1
+            for milestone, n in index.breach_counts().items():
+                breaches[milestone] = breaches.get(milestone, 0) + n
         risk: dict[str, dict[str, int]] = {}
         for (milestone, level), n in self.risk_counts().items():
             risk.setdefault(milestone, {})[level] = n

@@ -469,12 +469,14 @@ def a_population() -> st.SearchStrategy[list[Case]]:
         st.sampled_from(["SLA-SHIPMENT", "UNKNOWN_LINE", "HOLD-CREDIT"]),
         st.sampled_from(cs.SEVERITIES),
         st.sampled_from(["EU", "US"]),
+        st.integers(0, 3),
+        st.sampled_from([None, "SKU-A", "SKU-B"]),
     )
     return st.lists(one, max_size=40).map(
         lambda rows: [
-            a_case(case_id=f"o.SO-{i}.SLA-SHIPMENT", order_id=f"SO-{i}", opened_at=t, state=s, code=c,
-                   severity=sev, region=r)
-            for i, (t, s, c, sev, r) in enumerate(rows)
+            a_case(case_id=f"o.SO-{o}.SLA-{i}", order_id=f"SO-{o}", opened_at=t, state=s, code=c,
+                   severity=sev, region=r, sku=sku)
+            for i, (t, s, c, sev, r, o, sku) in enumerate(rows)
         ]
     )
 
@@ -486,6 +488,8 @@ QUERY_PARAMS = st.fixed_dictionaries(
         "code": st.sampled_from(["SLA-SHIPMENT", "UNKNOWN_LINE,HOLD-CREDIT"]),
         "severity": st.sampled_from(["HIGH", "LOW,MEDIUM"]),
         "region": st.sampled_from(["EU", "US"]),
+        "order_id": st.sampled_from(["SO-0", "SO-2", "SO-9"]),
+        "sku": st.sampled_from(["SKU-A", "SKU-C"]),
     },
 )
 

@@ -249,3 +249,16 @@ def test_at_risk_lists_milestones_at_a_level_or_above_by_when_they_reached_it(in
     index.load_risks([("SO-2", {"SHIPMENT": (0, 200)}, "ECOM", None)], thresholds)
     assert listed("MEDIUM", 10**6) == [("SO-2", "SHIPMENT")]
     assert not index.set_risks("SO-2", {"SHIPMENT": (0, 200)}, thresholds, "ECOM", None)
+
+
+def test_breach_counts_by_milestone_agree_with_the_listing(tmp_path):
+    index = DueIndex(tmp_path / "ix")
+    index.set_open_breaches("SO-1", [{"milestone": "SHIPMENT", "due_at": 5, "detected_at": 6},
+                                     {"milestone": "INVOICE", "due_at": 9, "detected_at": 10}], "EDI", "EU")
+    index.set_open_breaches("SO-2", [{"milestone": "SHIPMENT", "due_at": 7, "detected_at": 8}], "EDI", "EU")
+    index.set_open_breaches("SO-1", [{"milestone": "SHIPMENT", "due_at": 5, "detected_at": 6}], "EDI", "EU")
+    listed: dict[str, int] = {}
+    for breach in index.open_breaches():
+        listed[breach["milestone"]] = listed.get(breach["milestone"], 0) + 1
+    assert index.breach_counts() == listed == {"SHIPMENT": 2}
+    index.close()
