@@ -18,16 +18,13 @@ from urllib.parse import quote, unquote
 import pytest
 import requests
 
+from scripts.bench_console import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import REPO, make_env
 from tests.harness import WorkerFactory, settle
 from tests.ledger_checks import app_lag
 
 pytestmark = pytest.mark.kafka
 
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking flags Chromium keeps calling home on a closed network.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = REPO / ".cache" / "screenshots"
 ORDERS, SEED = 150, 5
 
