@@ -31,7 +31,7 @@ def test_every_operation_says_who_may_call_it():
                 needs[(method, path)] = operation["x-o2c-role"]
                 assert "401" in operation["responses"]
                 assert ("403" in operation["responses"]) == (operation["x-o2c-role"] != "viewer")
-    assert open_paths == {"/health", "/ready", "/openapi.json"}
+    assert open_paths == {"/health", "/ready", "/openapi.json", "/", "/console/{name}"}  # the console asks itself
     assert {k for k, role in needs.items() if role != "viewer"} == {("post", "/cases/{case_id}/{verb}")}
     assert needs[("post", "/cases/{case_id}/{verb}")] == "operator"
     assert doc["paths"]["/metrics"]["get"]["security"] == [{}, {"bearer": []}]
