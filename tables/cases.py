@@ -1037,6 +1037,12 @@ class Facets:
             case.warehouse_id, case.region, case.channel, case.customer_id, case.order_id, case.sku,
         )
 
+    @classmethod
+    def of_stored(cls, v: Sequence[Any]) -> Facets:
+        """`of` a case in its `Case.to_list` form, without building the Case."""
+        intern = sys.intern
+        return cls(intern(v[16]), intern(v[2]), intern(v[3]), *v[7:11], v[5], v[6])
+
 
 class CaseIndex:
     """One partition's cases in listing order (`sort_key`) with their `Facets`: a page is cut by
@@ -1068,10 +1074,7 @@ class CaseIndex:
             raise ValueError(f"unsupported case format {values[0] if values else None!r}")
         position = (values[4], values[1])
         if position not in self._entries:
-            intern = sys.intern
-            facets = Facets(intern(values[16]), intern(values[2]), intern(values[3]), *values[7:11],
-                            values[5], values[6])
-            self._put(position, facets, ref)
+            self._put(position, Facets.of_stored(values), ref)
 
     def _put(self, position: Position, facets: Facets, ref: Any) -> None:
         counts = self.counts

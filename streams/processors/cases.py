@@ -220,7 +220,8 @@ class CaseAgent(BatchAgent):
             for index in self.indexes.values():
                 for (state, severity), n in index.counts.items():
                     if n:
-                        by.setdefault(state, {})[severity] = by.get(state, {}).get(severity, 0) + n
+                        of_state = by.setdefault(state, {})
+                        of_state[severity] = of_state.get(severity, 0) + n
             return {"by_state_severity": by, "indexing": len(self._filling)}
 
     def local_page(self, query: CaseQuery) -> CasePage:

@@ -554,3 +554,9 @@ def test_a_case_read_from_storage_does_not_undo_a_change_indexed_meanwhile():
     open_only = cs.parse_query({"state": "OPEN"})
     assert index.select(open_only) == ["k2"]
     assert index.select(cs.parse_query({})) == ["k2", "k"]
+
+
+def test_the_facets_of_a_stored_case_are_those_of_the_case():
+    case = a_case(case_id="o.SO-3.SLA-SHIPMENT", order_id="SO-3", sku="SKU-9", warehouse_id="W2", region="EU",
+                  channel="EDI", customer_id="C-7", state=cs.CaseState.ACKNOWLEDGED)
+    assert cs.Facets.of_stored(case.to_list()) == cs.Facets.of(case)
