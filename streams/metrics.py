@@ -105,6 +105,13 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        self.gc_pause_seconds = Histogram(
+            "o2c_gc_pause_seconds",
+            "Pauses of the garbage collector (every thread waits), by generation (streams/runtime/collector.py)",
+            ["generation"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
         self.aborted_transactions = Counter(
             "o2c_aborted_transactions", "Transactions aborted (their input is processed again)", registry=r
         )

@@ -31,7 +31,6 @@ Design (docs/runtime.md has the reasons and the measurements):
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import threading
@@ -45,6 +44,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streams.metrics import METRICS
+from streams.runtime.collector import Collector
 from streams.runtime.rocks import release_free_memory
 from streams.runtime.store import PartitionedStore
 
@@ -579,6 +579,8 @@ class Runtime:
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.out: Output | None = None
+        self.collector = Collector(lambda generation, seconds: METRICS.child(
+            METRICS.gc_pause_seconds, str(generation)).observe(seconds))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -640,9 +642,7 @@ class Runtime:
             topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
         log.info("runtime started: topics %s, exactly_once=%s", ", ".join(topics), self.exactly_once)
-        # What exists now (modules, the app, schemas) lives as long as the process: out of the
-        # collector's full passes, which then stop pausing this thread for 40-120 ms (issue 12).
-        gc.freeze()
+        self.collector.install()
 
     def _shutdown(self) -> None:
         assert self.consumer is not None and self.producer is not None
@@ -661,6 +661,7 @@ class Runtime:
                 store.close_all()
         if self._committer is not None:
             self._committer.shutdown()
+        self.collector.uninstall()
         log.info("runtime stopped")
 
     def _abort_quietly(self) -> None:
@@ -692,6 +693,7 @@ class Runtime:
                 return
             if not self._finish_commit():
                 return
+        self.collector.tick()
         now = time.monotonic()
         if self._backlogged:  # the last step left records it could process: no waiting
             msgs = self.consumer.consume(1000, 0)

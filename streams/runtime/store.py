@@ -249,20 +249,31 @@ class PartitionedStore(Generic[V]):
 
     def flush_changelog(self, produce: Callable[..., None]) -> None:
         """Produce each dirty key's latest value to its changelog partition (in the open
-        transaction). `produce(topic, key, value, partition, on_delivery)`."""
+        transaction). `produce(topic, key, value, partition, on_delivery)`.
+
+        Only the last record of each partition asks for its delivery report (its offset is the
+        position `persist` records; a partition's records are delivered in order). A report
+        runs Python on whichever thread serves it, the committer's during the commit's flush, and
+        each took the GIL from the runtime thread: with one report per record, commits under
+        load waited on the GIL hundreds of times (issue 12)."""
         for partition, keys in self.dirty.items():
             cache = self.cache[partition]
             pending = self._pending.setdefault(partition, {})
+            records: list[tuple[bytes, bytes | None]] = []
             for key in keys:
                 if self.split is not None:
-                    self._flush_split(partition, key, cache[key], pending, produce)
+                    self._flush_split(partition, key, cache[key], pending, records)
                     continue
                 raw = pending[key] = self.encode(cache[key])
-                produce(self.changelog_topic, key, raw, partition, self._delivered)
+                records.append((key, raw))
+            last = len(records) - 1
+            for n, (key, raw) in enumerate(records):
+                produce(self.changelog_topic, key, raw, partition, self._delivered if n == last else None)
         self.dirty.clear()
 
     def _flush_split(
-        self, partition: int, key: bytes, value: V, pending: dict[bytes, bytes | None], produce: Callable[..., None]
+        self, partition: int, key: bytes, value: V, pending: dict[bytes, bytes | None],
+        records: list[tuple[bytes, bytes | None]],
     ) -> None:
         assert self.split is not None
         head, parts = self.split.parts(value)
@@ -273,15 +284,15 @@ class PartitionedStore(Generic[V]):
             before = read[1] if read is not None else {}
         known[key] = parts
         pending[key] = head
-        produce(self.changelog_topic, key, head, partition, self._delivered)
+        records.append((key, head))
         prefix = key + PART
         for suffix, raw in parts.items():
             if before.get(suffix) != raw:
                 pending[prefix + suffix] = raw
-                produce(self.changelog_topic, prefix + suffix, raw, partition, self._delivered)
+                records.append((prefix + suffix, raw))
         for suffix in before.keys() - parts.keys():
             pending[prefix + suffix] = None
-            produce(self.changelog_topic, prefix + suffix, None, partition, self._delivered)
+            records.append((prefix + suffix, None))
 
     def _delivered(self, err: Any, msg: Any) -> None:
         if err is None:

@@ -156,6 +156,19 @@ def test_state_reaches_rocksdb_only_after_its_transaction_committed(tmp_path):
     assert s.lookup(b"a") == "2"
 
 
+def test_only_a_partitions_last_changelog_record_asks_for_its_delivery_report(tmp_path):
+    s = store(tmp_path)
+    for key in (b"a", b"b", b"c"):
+        s.put(0, key, key.decode())
+    sent = []
+    s.flush_changelog(lambda topic, key, value, partition, cb: sent.append((key, value, cb)))
+    assert [cb is not None for _, _, cb in sent] == [False, False, True]
+    sent[-1][2](None, Delivered(12))  # offsets 10, 11, 12: the last one's report is enough
+    s.persist()
+    assert s.position(0) == 13
+    assert [s.dbs[0].get(k) for k in (b"a", b"b", b"c")] == [b"a", b"b", b"c"]
+
+
 def test_an_aborted_transaction_leaves_rocksdb_and_memory_as_committed(tmp_path):
     s = store(tmp_path)
     s.restore_batch(0, [(b"a", b"1"), (b"gone", b"x"), (b"gone", None)], 10)
@@ -205,7 +218,8 @@ def commit(s: PartitionedStore, offset: int) -> list[tuple[bytes, bytes | None]]
     sent = []
     s.flush_changelog(lambda topic, key, value, partition, cb: sent.append((key, value, cb)))
     for i, (_, _, cb) in enumerate(sent):
-        cb(None, Delivered(offset + i))
+        if cb is not None:  # as the producer: a report for the records that asked for one
+            cb(None, Delivered(offset + i))
     s.persist()
     return [(k, v) for k, v, _ in sent]
 
