@@ -32,6 +32,7 @@ import shutil
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,27 @@ class DueIndex:
         self._listed = self._orders_with_breaches()  # saves a read per order without any
         self.last_scan_reads = 0
         """Index entries read by the last `due()` call (instrumentation for the cost tests)."""
+        self._deferred: WriteBatch | None = None  # the open batch of `deferred`
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Collect the writes of `schedule`, `set_open_breaches` and `set_risks` in the block
+        into one RocksDB write at its end (a write costs about as much as the rest of
+        rescheduling an order). Reads in the block see the index as it was before it, so
+        each order may be changed once in a block (as `SlaChecks.sync` does)."""
+        if self._deferred is not None:
+            yield
+            return
+        batch = self._deferred = WriteBatch(raw_mode=True)
+        try:
+            yield
+        finally:
+            self._deferred = None
+            if len(batch):
+                self._write(batch)
+
+    def _batch(self) -> WriteBatch:
+        return self._deferred if self._deferred is not None else WriteBatch(raw_mode=True)
 
     # ------------------------------------------------------------------ writes
     def schedule(self, order_id: str, deadlines: Mapping[str, int]) -> bool:
@@ -94,7 +116,7 @@ class DueIndex:
         old = _pairs(self.db.get(_ORDER + oid))
         if new == old:
             return False
-        batch = WriteBatch(raw_mode=True)
+        batch = self._batch()
         self._replace(batch, oid, old, new)
         self._write(batch)
         return True
@@ -118,7 +140,7 @@ class DueIndex:
         old = _pairs(self.db.get(_ORDER_BREACHES + oid))
         if sorted(new) == old:
             return False
-        batch = WriteBatch(raw_mode=True)
+        batch = self._batch()
         for rank, due in old:
             batch.delete(_due_key(due, rank, oid, _BREACH))
         self._put_breaches(batch, oid, new, channel, region)
@@ -164,7 +186,7 @@ class DueIndex:
         old = list(_RISK_ENTRY.iter_unpack(raw)) if raw is not None else []
         if new == old:
             return False
-        batch = WriteBatch(raw_mode=True)
+        batch = self._batch()
         kept = set(old) & set(new)  # entries that stay (same level, time and milestone)
         for level, at, rank in old:
             if (level, at, rank) not in kept:
@@ -352,6 +374,8 @@ class DueIndex:
         return n
 
     def _write(self, batch: WriteBatch) -> None:
+        if batch is self._deferred:  # written at the end of `deferred`
+            return
         if self._marked:  # changed since it was marked current: no longer proven current
             batch.delete(_COVERED)
             self._marked = False
