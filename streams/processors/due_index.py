@@ -33,6 +33,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from json.encoder import encode_basestring_ascii as _quoted  # json.dumps' form of a str
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,20 @@ DEFAULT_LIMIT = 10_000
 
 def _due_key(due_ms: int, rank: int, order_id: bytes, family: bytes = _DUE) -> bytes:
     return _DUE_KEY.pack(family, due_ms + _BIAS, rank) + order_id
+
+
+def _json_text(text: str | None) -> str:
+    if text is None:
+        return "null"
+    return _quoted(text) if type(text) is str else json.dumps(text)
+
+
+def _risk_value(started: int, due: int, channel: str | None, region: str | None) -> bytes:
+    """`json.dumps([started, due, channel, region]).encode()` (a risk entry's value), without
+    the generic encoder: one is written per open milestone and change of deadlines."""
+    if type(started) is not int or type(due) is not int:  # bool, float: as json.dumps writes them
+        return json.dumps([started, due, channel, region]).encode()
+    return f"[{started}, {due}, {_json_text(channel)}, {_json_text(region)}]".encode()
 
 
 def _pairs(raw: bytes | None) -> list[tuple[int, int]]:
@@ -177,24 +192,28 @@ class DueIndex:
         reached. False when nothing changed (no write)."""
         oid = order_id.encode()
         spans = {MILESTONE_RANK[m]: span for m, span in milestones.items()}
-        new = sorted(
-            (LEVEL_RANK[level], at + _BIAS, rank)
-            for rank, (started, due) in spans.items()
-            for level, at in crossings(started, due, thresholds).items()
-        )
+        new = []
+        for rank, (started, due) in spans.items():
+            for level, at in crossings(started, due, thresholds).items():
+                new.append((LEVEL_RANK[level], at + _BIAS, rank))
+        new.sort()
         raw = self.db.get(_ORDER_RISKS + oid)
         old = list(_RISK_ENTRY.iter_unpack(raw)) if raw is not None else []
         if new == old:
             return False
         batch = self._batch()
-        kept = set(old) & set(new)  # entries that stay (same level, time and milestone)
+        kept = set(old) & set(new) if old else set()  # entries that stay (same level, time and milestone)
         for level, at, rank in old:
             if (level, at, rank) not in kept:
                 batch.delete(_RISK_KEY.pack(_RISK, level, at, rank) + oid)
-        values = {rank: json.dumps([started, due, channel, region]).encode() for rank, (started, due) in spans.items()}
+        values: dict[int, bytes] = {}
         for level, at, rank in new:
             if (level, at, rank) not in kept:
-                batch.put(_RISK_KEY.pack(_RISK, level, at, rank) + oid, values[rank])
+                value = values.get(rank)
+                if value is None:
+                    started, due = spans[rank]
+                    value = values[rank] = _risk_value(started, due, channel, region)
+                batch.put(_RISK_KEY.pack(_RISK, level, at, rank) + oid, value)
         if new:
             batch.put(_ORDER_RISKS + oid, b"".join(_RISK_ENTRY.pack(*e) for e in new))
         else:

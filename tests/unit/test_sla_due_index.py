@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.processors.due_index import DueIndex, DueIndexes, StreamClock, _due_key
+from streams.processors.due_index import DueIndex, DueIndexes, StreamClock, _due_key, _risk_value
 from tables.sla import MILESTONES, Milestone
 
 A, S, D = Milestone.ACCEPTANCE, Milestone.SHIPMENT, Milestone.DELIVERY
@@ -288,3 +289,14 @@ def test_deferred_writes_land_once_at_the_end_as_if_written_one_by_one(tmp_path:
     finally:
         one_by_one.close()
         deferred.close()
+
+
+@given(
+    st.one_of(st.integers(-(2**62), 2**62), st.booleans()),
+    st.integers(-(2**62), 2**62),
+    st.one_of(st.none(), st.text(max_size=8)),
+    st.one_of(st.none(), st.text(max_size=8)),
+)
+@settings(max_examples=200, deadline=None)
+def test_risk_values_are_what_json_dumps_writes(started, due, channel, region) -> None:
+    assert _risk_value(started, due, channel, region) == json.dumps([started, due, channel, region]).encode()
