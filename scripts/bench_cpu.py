@@ -21,6 +21,7 @@ import gc
 import hashlib
 import itertools
 import os
+import shutil
 import tempfile
 import time
 from typing import Any
@@ -58,9 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         ticks = itertools.count()
         time.time = lambda: 1_800_000_000 + next(ticks) / 1000  # type: ignore[assignment]
-    os.environ.update(O2C_DATA_DIR=tempfile.mkdtemp(prefix="o2c-bench-cpu-"), O2C_SLA_CLOCK="event",
-                      O2C_AUTH_ENABLED="false")
+    data_dir = tempfile.mkdtemp(prefix="o2c-bench-cpu-")
+    os.environ.update(O2C_DATA_DIR=data_dir, O2C_SLA_CLOCK="event", O2C_AUTH_ENABLED="false")
+    try:
+        return _run(args, digest)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
+
+def _run(args: argparse.Namespace, digest: Any) -> int:
     from streams.contracts.codec import Codec
     from streams.processors.cases import CaseAgent
     from streams.processors.inventory import InventoryAgent
