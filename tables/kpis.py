@@ -263,59 +263,93 @@ def _sla_outcomes(state: OrderState) -> dict[str, str]:
     return out
 
 
+_SLA_REACHED: tuple[tuple[str, str], ...] = tuple((m, REACHED_BY[m]) for m in MILESTONES if m in REACHED_BY)
+"""(milestone, the order milestone that shows it reached), in `MILESTONES` order."""
+
+
 def contribution(state: OrderState | None) -> KpiDelta:
-    """Everything this order adds to the state-based KPI sums right now (zero for None)."""
+    """Everything this order adds to the state-based KPI sums right now (zero for None).
+
+    Taken twice per transition (before and after), so written for speed: keys are added in a
+    fixed order (the sums' stored form follows it) and zero amounts are left out."""
     if state is None:
         return ZERO
     v: dict[Key, int] = {}
-
-    def add(key: Key, n: int) -> None:
-        if n:
-            v[key] = v.get(key, 0) + n
-
-    region, channel = _region_channel(state)
-    currency = state.currency or UNKNOWN
-    outcomes = _sla_outcomes(state)
-    for m in MILESTONES:
-        if m in outcomes:
-            add((Metric.SLA, m, outcomes[m], region, channel), 1)
+    get = v.get
+    region, channel = state.region or UNKNOWN, state.channel or UNKNOWN
+    if state.closed_breaches or state.open_breaches:
+        outcomes = _sla_outcomes(state)
+        for m in MILESTONES:
+            if m in outcomes:
+                v[(Metric.SLA, m, outcomes[m], region, channel)] = 1
+        shipment = outcomes.get(Milestone.SHIPMENT)
+    else:  # no breach: every milestone reached is on time (`_sla_outcomes` says no more)
+        for m, attr in _SLA_REACHED:
+            if getattr(state, attr) is not None:
+                v[(Metric.SLA, m, SlaOutcome.ON_TIME, region, channel)] = 1
+        shipment = SlaOutcome.ON_TIME if state.shipped_at is not None else None
     placed = state.placed_at
     if placed is None:
         return KpiDelta(v)
-    if state.shipped_at is not None:
-        ms = max(0, state.shipped_at - placed)
-        add((Metric.CYCLE_SHIPPED, region, channel, _bucket(ms, CYCLE_BOUNDS_MS)), 1)
-        add((Metric.CYCLE_SHIPPED_MS, region, channel), ms)
+    shipped_at = state.shipped_at
+    if shipped_at is not None:
+        ms = max(0, shipped_at - placed)
+        v[(Metric.CYCLE_SHIPPED, region, channel, _bucket(ms, CYCLE_BOUNDS_MS))] = 1
+        if ms:
+            v[(Metric.CYCLE_SHIPPED_MS, region, channel)] = ms
     if state.closed_at is not None:
         ms = max(0, state.closed_at - placed)
-        add((Metric.CYCLE_CLOSED, region, channel, _bucket(ms, CYCLE_BOUNDS_MS)), 1)
-        add((Metric.CYCLE_CLOSED_MS, region, channel), ms)
-    shipment = outcomes.get(Milestone.SHIPMENT)
-    if not is_cancelled(state) and (state.shipped_at is not None or shipment in (SlaOutcome.OPEN, SlaOutcome.LATE)):
-        add((Metric.OTIF_ELIGIBLE, region, channel), 1)
-        if state.shipped_at is not None and shipment == SlaOutcome.ON_TIME:
-            add((Metric.OTIF_HIT, region, channel), 1)
-    since = state.accepted_at if state.accepted_at is not None else placed
+        v[(Metric.CYCLE_CLOSED, region, channel, _bucket(ms, CYCLE_BOUNDS_MS))] = 1
+        if ms:
+            v[(Metric.CYCLE_CLOSED_MS, region, channel)] = ms
+    if (shipped_at is not None or shipment in (SlaOutcome.OPEN, SlaOutcome.LATE)) and not is_cancelled(state):
+        v[(Metric.OTIF_ELIGIBLE, region, channel)] = 1
+        if shipped_at is not None and shipment == SlaOutcome.ON_TIME:
+            v[(Metric.OTIF_HIT, region, channel)] = 1
+    since = None
+    currency = state.currency or UNKNOWN
     for ln in state.lines.values():
-        wh = ln.warehouse_id or UNASSIGNED
-        if ln.backordered > 0:
-            add((Metric.BACKORDER_LINES, region, channel, wh), 1)
-            add((Metric.BACKORDER_QTY, region, channel, wh), ln.backordered)
-            add((Metric.BACKORDER_SINCE, region, channel, wh, since // DAY_MS), 1)
+        backordered = ln.backordered
         ready = ln.shipped - ln.invoiced
+        if backordered <= 0 and ready <= 0:
+            continue
+        wh = ln.warehouse_id or UNASSIGNED
+        if backordered > 0:
+            if since is None:
+                since = (state.accepted_at if state.accepted_at is not None else placed) // DAY_MS
+            key = (Metric.BACKORDER_LINES, region, channel, wh)
+            v[key] = get(key, 0) + 1
+            key = (Metric.BACKORDER_QTY, region, channel, wh)
+            v[key] = get(key, 0) + backordered
+            key = (Metric.BACKORDER_SINCE, region, channel, wh, since)
+            v[key] = get(key, 0) + 1
         if ready > 0:
-            add((Metric.READY_QTY, region, channel, wh), ready)
-            add((Metric.READY_VALUE, region, channel, wh, currency), ready * ln.unit_price_minor)
+            key = (Metric.READY_QTY, region, channel, wh)
+            v[key] = get(key, 0) + ready
+            value = ready * ln.unit_price_minor
+            if value:
+                key = (Metric.READY_VALUE, region, channel, wh, currency)
+                v[key] = get(key, 0) + value
+    if not state.invoices:  # no invoice: nothing owed, sold or collected
+        return KpiDelta(v)
     for _, due_at, owed in invoice_balances(state):
-        add((Metric.RECEIVABLE, region, channel, currency, due_at // DAY_MS), owed)
+        if owed:
+            key = (Metric.RECEIVABLE, region, channel, currency, due_at // DAY_MS)
+            v[key] = get(key, 0) + owed
     for inv in state.invoices.values():
-        add((Metric.SALES, currency, inv.posted_at // DAY_MS), inv.total_minor)
+        if inv.total_minor:
+            key = (Metric.SALES, currency, inv.posted_at // DAY_MS)
+            v[key] = get(key, 0) + inv.total_minor
     for pay in state.payments.values():
         inv = state.invoices.get(pay.invoice_id or "")
         if inv is not None and pay.amount_minor is not None and pay.received_at is not None:
-            add((Metric.COLLECTED, region, channel, currency), pay.amount_minor)
-            add((Metric.COLLECTED_MS, region, channel, currency),
-                pay.amount_minor * max(0, pay.received_at - inv.posted_at))
+            if pay.amount_minor:
+                key = (Metric.COLLECTED, region, channel, currency)
+                v[key] = get(key, 0) + pay.amount_minor
+                weighted = pay.amount_minor * max(0, pay.received_at - inv.posted_at)
+                if weighted:
+                    key = (Metric.COLLECTED_MS, region, channel, currency)
+                    v[key] = get(key, 0) + weighted
     return KpiDelta(v)
 
 

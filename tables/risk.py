@@ -98,7 +98,8 @@ def crossings(started_at: int, due_at: int, thresholds: RiskThresholds = DEFAULT
     level, and with no time allowed every level starts at `started_at`.
     """
     allowed = max(0, due_at - started_at)
-    return {lv: started_at + -(-thresholds.start(lv) * allowed // FULL) for lv in LEVELS}
+    starts = (0, thresholds.medium, thresholds.high, thresholds.critical)  # `start` of each of LEVELS
+    return {lv: started_at + -(-bp * allowed // FULL) for lv, bp in zip(LEVELS, starts)}
 
 
 def level_at(started_at: int, due_at: int, now: int, thresholds: RiskThresholds = DEFAULT_THRESHOLDS) -> str:

@@ -32,6 +32,8 @@ import shutil
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from json.encoder import encode_basestring_ascii as _quoted  # json.dumps' form of a str
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,20 @@ def _due_key(due_ms: int, rank: int, order_id: bytes, family: bytes = _DUE) -> b
     return _DUE_KEY.pack(family, due_ms + _BIAS, rank) + order_id
 
 
+def _json_text(text: str | None) -> str:
+    if text is None:
+        return "null"
+    return _quoted(text) if type(text) is str else json.dumps(text)
+
+
+def _risk_value(started: int, due: int, channel: str | None, region: str | None) -> bytes:
+    """`json.dumps([started, due, channel, region]).encode()` (a risk entry's value), without
+    the generic encoder: one is written per open milestone and change of deadlines."""
+    if type(started) is not int or type(due) is not int:  # bool, float: as json.dumps writes them
+        return json.dumps([started, due, channel, region]).encode()
+    return f"[{started}, {due}, {_json_text(channel)}, {_json_text(region)}]".encode()
+
+
 def _pairs(raw: bytes | None) -> list[tuple[int, int]]:
     return [] if raw is None else [(r, d - _BIAS) for r, d in _PAIR.iter_unpack(raw)]
 
@@ -84,6 +100,27 @@ class DueIndex:
         self._listed = self._orders_with_breaches()  # saves a read per order without any
         self.last_scan_reads = 0
         """Index entries read by the last `due()` call (instrumentation for the cost tests)."""
+        self._deferred: WriteBatch | None = None  # the open batch of `deferred`
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Collect the writes of `schedule`, `set_open_breaches` and `set_risks` in the block
+        into one RocksDB write at its end (a write costs about as much as the rest of
+        rescheduling an order). Reads in the block see the index as it was before it, so
+        each order may be changed once in a block (as `SlaChecks.sync` does)."""
+        if self._deferred is not None:
+            yield
+            return
+        batch = self._deferred = WriteBatch(raw_mode=True)
+        try:
+            yield
+        finally:
+            self._deferred = None
+            if len(batch):
+                self._write(batch)
+
+    def _batch(self) -> WriteBatch:
+        return self._deferred if self._deferred is not None else WriteBatch(raw_mode=True)
 
     # ------------------------------------------------------------------ writes
     def schedule(self, order_id: str, deadlines: Mapping[str, int]) -> bool:
@@ -94,7 +131,7 @@ class DueIndex:
         old = _pairs(self.db.get(_ORDER + oid))
         if new == old:
             return False
-        batch = WriteBatch(raw_mode=True)
+        batch = self._batch()
         self._replace(batch, oid, old, new)
         self._write(batch)
         return True
@@ -118,7 +155,7 @@ class DueIndex:
         old = _pairs(self.db.get(_ORDER_BREACHES + oid))
         if sorted(new) == old:
             return False
-        batch = WriteBatch(raw_mode=True)
+        batch = self._batch()
         for rank, due in old:
             batch.delete(_due_key(due, rank, oid, _BREACH))
         self._put_breaches(batch, oid, new, channel, region)
@@ -155,24 +192,28 @@ class DueIndex:
         reached. False when nothing changed (no write)."""
         oid = order_id.encode()
         spans = {MILESTONE_RANK[m]: span for m, span in milestones.items()}
-        new = sorted(
-            (LEVEL_RANK[level], at + _BIAS, rank)
-            for rank, (started, due) in spans.items()
-            for level, at in crossings(started, due, thresholds).items()
-        )
+        new = []
+        for rank, (started, due) in spans.items():
+            for level, at in crossings(started, due, thresholds).items():
+                new.append((LEVEL_RANK[level], at + _BIAS, rank))
+        new.sort()
         raw = self.db.get(_ORDER_RISKS + oid)
         old = list(_RISK_ENTRY.iter_unpack(raw)) if raw is not None else []
         if new == old:
             return False
-        batch = WriteBatch(raw_mode=True)
-        kept = set(old) & set(new)  # entries that stay (same level, time and milestone)
+        batch = self._batch()
+        kept = set(old) & set(new) if old else set()  # entries that stay (same level, time and milestone)
         for level, at, rank in old:
             if (level, at, rank) not in kept:
                 batch.delete(_RISK_KEY.pack(_RISK, level, at, rank) + oid)
-        values = {rank: json.dumps([started, due, channel, region]).encode() for rank, (started, due) in spans.items()}
+        values: dict[int, bytes] = {}
         for level, at, rank in new:
             if (level, at, rank) not in kept:
-                batch.put(_RISK_KEY.pack(_RISK, level, at, rank) + oid, values[rank])
+                value = values.get(rank)
+                if value is None:
+                    started, due = spans[rank]
+                    value = values[rank] = _risk_value(started, due, channel, region)
+                batch.put(_RISK_KEY.pack(_RISK, level, at, rank) + oid, value)
         if new:
             batch.put(_ORDER_RISKS + oid, b"".join(_RISK_ENTRY.pack(*e) for e in new))
         else:
@@ -352,6 +393,8 @@ class DueIndex:
         return n
 
     def _write(self, batch: WriteBatch) -> None:
+        if batch is self._deferred:  # written at the end of `deferred`
+            return
         if self._marked:  # changed since it was marked current: no longer proven current
             batch.delete(_COVERED)
             self._marked = False

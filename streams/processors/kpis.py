@@ -27,6 +27,7 @@ from tables.order_state import OrderState
 _INITIALISED = b"\x00initialised"
 _GROUPED = 3  # a store value holds the sums sharing the metric and its first two dimensions
 """Key present once a partition's sums account for every stored order."""
+_NOTED = 20_000  # contributions noted for the next transition of their order (`KpiSums.before`)
 
 
 Sums = dict[str, int]  # one metric's sums: JSON of the dimensions -> value
@@ -48,6 +49,9 @@ class KpiSums:
         self.store = store
         self.orders = orders
         self._keys: dict[tuple[Any, ...], tuple[bytes, str]] = {}  # sum key -> (group, other dimensions)
+        # (partition, order key) -> (the state object, its contribution) as its last transition
+        # left it, most recent last: the `before` of its next transition without computing it
+        self._noted: dict[tuple[int, bytes], tuple[OrderState, KpiDelta]] = {}
 
     def _key(self, key: tuple[Any, ...]) -> tuple[bytes, str]:
         found = self._keys.get(key)
@@ -78,10 +82,18 @@ class KpiSums:
 
     # ------------------------------------------------------------------ per transition
 
-    @staticmethod
-    def before(state: OrderState | None) -> KpiDelta | None:
-        """What the order adds now: taken before an input changes it."""
-        return contribution(state) if state is not None else None
+    def before(self, partition: int, key: bytes, state: OrderState | None) -> KpiDelta | None:
+        """What the order adds now: taken before an input changes it. Nothing changes a state
+        between the order's transitions (each ends with `changed`), so the contribution noted
+        by the last one is reused when the state is still that object (the store may have
+        dropped it and decoded it again since); else it is computed. Taking it forgets the
+        note: a transition that does not end with `changed` leaves none."""
+        if state is None:
+            return None
+        noted = self._noted.pop((partition, key), None)
+        if noted is not None and noted[0] is state:
+            return noted[1]
+        return contribution(state)
 
     def changed(
         self,
@@ -94,7 +106,12 @@ class KpiSums:
     ) -> None:
         """The order went from `before` (its contribution then; None: a new order) to `state`;
         `answered`: for an allocation answer, the lines answered before it."""
-        values = dict(contribution(state).values)
+        after = contribution(state)
+        noted = self._noted
+        noted[(partition, state.order_id.encode())] = (state, after)
+        if len(noted) > _NOTED:  # the least recently changed order's note goes
+            del noted[next(iter(noted))]
+        values = dict(after.values)
         if before is not None:
             for key, value in before.values.items():
                 values[key] = values.get(key, 0) - value
@@ -109,6 +126,7 @@ class KpiSums:
     # ------------------------------------------------------------------ partitions
 
     def assigned(self, partitions: set[int]) -> None:
+        self._noted.clear()
         for partition in partitions:
             if self.store.get(partition, _INITIALISED) is None:
                 states = (OrderState.from_bytes(raw) for _, raw in self.orders.raw_items(partition))

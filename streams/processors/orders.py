@@ -171,7 +171,7 @@ class OrderAgent(BatchAgent):
             if state is None:  # the inventory answers only lines it was asked about
                 raise InvalidEvent(f"allocation result for unknown order {order_id!r}")
             before = self.before_of(state)
-            kpi_before = KpiSums.before(state)
+            kpi_before = self.kpis.before(partition, key, state)
             answered = frozenset(lid for lid, ln in state.lines.items() if ln.alloc_ack > 0)
             apply = partial(apply_allocation, state, result)
         else:
@@ -181,7 +181,7 @@ class OrderAgent(BatchAgent):
             key = order_id.encode()
             state = self.store.get(partition, key)
             before = self.before_of(state) if state is not None else None
-            kpi_before = KpiSums.before(state)
+            kpi_before = self.kpis.before(partition, key, state)
             answered = None
             if state is None:
                 state = OrderState(order_id)
@@ -277,7 +277,7 @@ class OrderAgent(BatchAgent):
         """For an SLA check: breach and publish what is overdue in the order's state."""
         with self.store.mutex:
             before = self.before_of(state)
-            kpi_before = KpiSums.before(state)
+            kpi_before = self.kpis.before(partition, key, state)
             records, raised = self.sla.breach(partition, key, state, now)
             if not records:
                 return False

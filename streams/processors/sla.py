@@ -142,18 +142,19 @@ class SlaChecks:
             if not touched or index is None:
                 continue
             horizon = self.horizon.get(p, float("inf"))
-            for key, deadlines in touched.items():
-                order_id = key.decode()
-                state = self.store.get(p, key)
-                if state is None:
-                    self._forget(index, order_id)
-                    continue
-                if deadlines is None:
-                    deadlines = pending_deadlines(state, self.policy, self.kind)
-                rescheduled = index.schedule(order_id, deadlines)
-                if rescheduled and deadlines:
-                    horizon = min(horizon, min(deadlines.values()))
-                self._list(index, state, deadlines, rescheduled)
+            with index.deferred():  # one write for all of them (each order once)
+                for key, deadlines in touched.items():
+                    order_id = key.decode()
+                    state = self.store.get(p, key)
+                    if state is None:
+                        self._forget(index, order_id)
+                        continue
+                    if deadlines is None:
+                        deadlines = pending_deadlines(state, self.policy, self.kind)
+                    rescheduled = index.schedule(order_id, deadlines)
+                    if rescheduled and deadlines:
+                        horizon = min(horizon, min(deadlines.values()))
+                    self._list(index, state, deadlines, rescheduled)
             self.horizon[p] = horizon
 
     def _list(self, index: DueIndex, state: OrderState, deadlines: dict[str, int], rescheduled: bool = True) -> None:

@@ -54,6 +54,23 @@ def test_an_orders_contribution_is_its_kpis_now():
     }
 
 
+def test_a_contribution_lists_its_sums_in_a_fixed_order():
+    # the KPI sums' stored form follows the order in which an order's contribution lists them
+    assert [key[0] for key in kpis.contribution(story().state).values] == [
+        Metric.SLA, Metric.SLA, Metric.SLA, Metric.SLA, Metric.CYCLE_SHIPPED, Metric.CYCLE_SHIPPED_MS,
+        Metric.OTIF_ELIGIBLE, Metric.RECEIVABLE, Metric.RECEIVABLE, Metric.SALES, Metric.SALES,
+        Metric.COLLECTED, Metric.COLLECTED_MS,
+    ]
+    shell = new_shell({"20": 1}, False)
+    shell.event(shell.ev.accepted())
+    shell.settle()
+    shell.event(shell.ev.dispatched("S1", {"10": 4}))  # in part: lines in their order
+    assert [key[0] for key in kpis.contribution(shell.state).values] == [
+        Metric.SLA, Metric.READY_QTY, Metric.READY_VALUE, Metric.BACKORDER_LINES, Metric.BACKORDER_QTY,
+        Metric.BACKORDER_SINCE,
+    ]
+
+
 def test_totals_are_the_contribution_plus_fill_and_latency_observations():
     shell = story()
     t = shell.totals

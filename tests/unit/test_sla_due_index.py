@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.processors.due_index import DueIndex, DueIndexes, StreamClock, _due_key
+from streams.processors.due_index import DueIndex, DueIndexes, StreamClock, _due_key, _risk_value
 from tables.sla import MILESTONES, Milestone
 
 A, S, D = Milestone.ACCEPTANCE, Milestone.SHIPMENT, Milestone.DELIVERY
@@ -262,3 +263,40 @@ def test_breach_counts_by_milestone_agree_with_the_listing(tmp_path):
         listed[breach["milestone"]] = listed.get(breach["milestone"], 0) + 1
     assert index.breach_counts() == listed == {"SHIPMENT": 2}
     index.close()
+
+
+def test_deferred_writes_land_once_at_the_end_as_if_written_one_by_one(tmp_path: Path) -> None:
+    one_by_one, deferred = DueIndex(tmp_path / "a"), DueIndex(tmp_path / "b")
+    try:
+        for idx in (one_by_one, deferred):
+            idx.schedule("SO-0", {Milestone.ACCEPTANCE: 50})
+            idx.set_covered_offset(7)
+        changes = [("SO-1", {Milestone.ACCEPTANCE: 100}), ("SO-2", {Milestone.SHIPMENT: 200}), ("SO-0", {})]
+        for order_id, deadlines in changes:
+            one_by_one.schedule(order_id, deadlines)
+            one_by_one.set_open_breaches(order_id, [{"milestone": Milestone.ACCEPTANCE, "due_at": 90,
+                                                     "detected_at": 95}] if deadlines else [])
+        with deferred.deferred():
+            for order_id, deadlines in changes:
+                assert deferred.schedule(order_id, deadlines)
+                deferred.set_open_breaches(order_id, [{"milestone": Milestone.ACCEPTANCE, "due_at": 90,
+                                                       "detected_at": 95}] if deadlines else [])
+            assert deferred.due(1_000) == [("SO-0", Milestone.ACCEPTANCE, 50)]  # nothing written yet
+        assert deferred.due(1_000) == one_by_one.due(1_000)
+        assert list(deferred.open_breaches()) == list(one_by_one.open_breaches())
+        assert dict(deferred.db.items()) == dict(one_by_one.db.items())
+        assert deferred.covered_offset() is None and not deferred.marked  # a write removes the mark
+    finally:
+        one_by_one.close()
+        deferred.close()
+
+
+@given(
+    st.one_of(st.integers(-(2**62), 2**62), st.booleans()),
+    st.integers(-(2**62), 2**62),
+    st.one_of(st.none(), st.text(max_size=8)),
+    st.one_of(st.none(), st.text(max_size=8)),
+)
+@settings(max_examples=200, deadline=None)
+def test_risk_values_are_what_json_dumps_writes(started, due, channel, region) -> None:
+    assert _risk_value(started, due, channel, region) == json.dumps([started, due, channel, region]).encode()
