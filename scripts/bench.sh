@@ -33,3 +33,8 @@ $PY -m scripts.bench live --seconds "${BENCH_LIVE_SECONDS:-20}" --backlog-orders
 $PY -m scripts.bench catchup --orders "${BENCH_CATCHUP_ORDERS:-20000}" --http-clients 16
 # One SLA check with 200k open orders: nothing due, and 1,000 due, vs scanning every order (no broker).
 $PY -m scripts.bench_sla --orders 200000 --due 1000
+# A bare transactional producer: commit cost by the partitions a transaction writes (the floor of
+# a commit cycle), against an idempotent producer over the same partitions.
+$PY -m scripts.bench_txn --partitions 12 --partitions 28 --partitions 48
+# The three agents in one process without Kafka: CPU per input event of the processors alone.
+$PY -m scripts.bench_cpu --orders "${BENCH_CPU_ORDERS:-2000}"

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--check", action="store_true", help="deterministic clock; print a digest of the outputs")
     args = parser.parse_args(argv)
+    print(f"$ python -m scripts.bench_cpu --orders {args.orders} --seed {args.seed}" + (" --check" if args.check else ""))
     digest = hashlib.sha256()
     if args.check:
         ticks = itertools.count()
