@@ -122,11 +122,15 @@ def build_runtime(settings: Settings, processors: list[Any], on_fatal: Any) -> R
         **{
             "enable.idempotence": True,
             "acks": "all",
-            # Nothing sent is visible before its transaction commits, and the commit flushes at
-            # once: lingering until then makes one produce request per partition per commit.
-            # librdkafka sends a request per partition, so a 2 ms linger made thousands a second
-            # under live traffic, and the broker's CPU the bottleneck (issue 12).
-            "linger.ms": max(5, int(settings.commit_interval * 1000)),
+            # librdkafka sends one request per partition, and a transaction's records are sent
+            # in two bursts right before its commit (the sends held during the previous commit,
+            # then the changelogs): a 5 ms linger sends each burst as one request per partition
+            # while `send_offsets_to_transaction` makes its round trips, instead of all of them
+            # at the commit's flush. Commit 25-26 -> 17-18 ms and p50 45-47 -> 35 ms at 1,000
+            # events/s live, backlog throughput the same (issue 12, docs/runtime.md). A 2 ms
+            # linger when records were sent as they were processed made thousands of requests a
+            # second and the broker's CPU the bottleneck.
+            "linger.ms": 5,
             "compression.type": "lz4",
             "partitioner": "murmur2_random",  # as every producer of the pipeline (partitioner.py)
             # A transaction begun right after a commit finds the coordinator still writing the
