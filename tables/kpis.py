@@ -263,10 +263,6 @@ def _sla_outcomes(state: OrderState) -> dict[str, str]:
     return out
 
 
-_SLA_REACHED: tuple[tuple[str, str], ...] = tuple((m, REACHED_BY[m]) for m in MILESTONES if m in REACHED_BY)
-"""(milestone, the order milestone that shows it reached), in `MILESTONES` order."""
-
-
 def contribution(state: OrderState | None) -> KpiDelta:
     """Everything this order adds to the state-based KPI sums right now (zero for None).
 
@@ -276,18 +272,12 @@ def contribution(state: OrderState | None) -> KpiDelta:
         return ZERO
     v: dict[Key, int] = {}
     get = v.get
-    region, channel = state.region or UNKNOWN, state.channel or UNKNOWN
-    if state.closed_breaches or state.open_breaches:
-        outcomes = _sla_outcomes(state)
-        for m in MILESTONES:
-            if m in outcomes:
-                v[(Metric.SLA, m, outcomes[m], region, channel)] = 1
-        shipment = outcomes.get(Milestone.SHIPMENT)
-    else:  # no breach: every milestone reached is on time (`_sla_outcomes` says no more)
-        for m, attr in _SLA_REACHED:
-            if getattr(state, attr) is not None:
-                v[(Metric.SLA, m, SlaOutcome.ON_TIME, region, channel)] = 1
-        shipment = SlaOutcome.ON_TIME if state.shipped_at is not None else None
+    region, channel = _region_channel(state)
+    outcomes = _sla_outcomes(state)
+    for m in MILESTONES:
+        if m in outcomes:
+            v[(Metric.SLA, m, outcomes[m], region, channel)] = 1
+    shipment = outcomes.get(Milestone.SHIPMENT)
     placed = state.placed_at
     if placed is None:
         return KpiDelta(v)

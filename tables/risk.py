@@ -70,10 +70,13 @@ class RiskThresholds:
             raise ThresholdError(f"expected three percentages such as \"50,75,90\", got {text!r}") from None
         return cls.from_percent(*values)
 
+    def starts(self) -> tuple[int, ...]:
+        """Basis points from which each of `LEVELS` holds (LOW: 0), in their order."""
+        return (0, self.medium, self.high, self.critical)
+
     def start(self, level: str) -> int:
         """Basis points from which `level` holds (LOW: 0)."""
-        return {RiskLevel.LOW: 0, RiskLevel.MEDIUM: self.medium, RiskLevel.HIGH: self.high,
-                RiskLevel.CRITICAL: self.critical}[level]
+        return self.starts()[LEVEL_RANK[level]]
 
 
 DEFAULT_THRESHOLDS = RiskThresholds()
@@ -98,8 +101,7 @@ def crossings(started_at: int, due_at: int, thresholds: RiskThresholds = DEFAULT
     level, and with no time allowed every level starts at `started_at`.
     """
     allowed = max(0, due_at - started_at)
-    starts = (0, thresholds.medium, thresholds.high, thresholds.critical)  # `start` of each of LEVELS
-    return {lv: started_at + -(-bp * allowed // FULL) for lv, bp in zip(LEVELS, starts)}
+    return {lv: started_at + -(-bp * allowed // FULL) for lv, bp in zip(LEVELS, thresholds.starts())}
 
 
 def level_at(started_at: int, due_at: int, now: int, thresholds: RiskThresholds = DEFAULT_THRESHOLDS) -> str:
