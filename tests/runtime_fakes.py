@@ -14,3 +14,19 @@ class Msg:
     def value(self): return self._v  # noqa: E704
     def timestamp(self): return (1, self._ts)  # noqa: E704
     def headers(self): return self._h  # noqa: E704
+    def error(self): return None  # noqa: E704
+
+
+class QueueConsumer:
+    """librdkafka's one queue for every assigned partition, as `Consumer.consume` serves it."""
+
+    def __init__(self, msgs: list[Msg]) -> None:
+        self.queue = list(msgs)
+        self.paused: list[tuple[str, int]] = []
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Msg]:
+        taken, self.queue = self.queue[:num_messages], self.queue[num_messages:]
+        return taken
+
+    def pause(self, partitions) -> None:
+        self.paused.extend((tp.topic, tp.partition) for tp in partitions)

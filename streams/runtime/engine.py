@@ -57,7 +57,7 @@ _MAX_HELD_SENDS = 20_000
 _SWITCH_INTERVAL = 0.001  # seconds: sys.setswitchinterval of the worker process (see _setup)
 _SLOW_COMMIT = 2.0  # seconds: a commit this long is logged
 _RESUME_AT = 1_000
-_MAX_INTAKE = 20_000  # records a step takes from the consumer beyond its first 1,000 (see _drain)
+_MAX_INTAKE = 20_000  # records a step takes from the consumer at most (see _take_in)
 _STALL_WARNING = 5.0  # seconds a task waits for a silent input partition before it goes on (logged)
 
 
@@ -703,22 +703,7 @@ class Runtime:
             if not self._finish_commit():
                 return
         self.collector.tick()
-        now = time.monotonic()
-        if self._backlogged:  # the last step left records it could process: no waiting
-            msgs = self.consumer.consume(1000, 0)
-        else:
-            # consume(n, timeout) waits for n records or the whole timeout: wait for the first
-            # record only, then take what else is there.
-            timeout = min(0.05, max(0.0, self.commit_interval - (now - self.last_commit)))
-            if self._inflight is not None:
-                timeout = min(timeout, 0.002)  # notice the commit's end soon: its sends are held
-            msgs = self.consumer.consume(1, timeout)
-            if msgs:
-                msgs += self.consumer.consume(999, 0)
-        if msgs:
-            self._buffer(msgs)
-            if len(msgs) >= 1000:
-                self._drain()
+        self._take_in(time.monotonic())
         processed = self._process()
         if self.standby_of:
             self._follow_standbys()
@@ -735,25 +720,36 @@ class Runtime:
         if due or (idle and now - self.last_commit >= 0.005):
             self._commit()
 
-    def _drain(self) -> None:
-        """Take what else the consumer has fetched into the tasks' buffers, up to `_MAX_INTAKE`.
+    def _take_in(self, now: float) -> None:
+        """Move what the consumer has fetched into the tasks' buffers: all of it, up to
+        `_MAX_INTAKE` records a step.
 
         librdkafka keeps one queue for all assigned partitions and fills it far ahead (100,000
         records per partition by default): in a backlog it held 25k-93k records, about 5 s of
-        processing. Taken 1,000 per step, a partition whose records (or end-of-partition event)
-        sat behind them was waited for by its task for seconds, then skipped (against the
-        event-time order). Drained each step, the queue stays short and the backlog waits in the
-        tasks' per-partition buffers instead, bounded by pausing a partition at `_PAUSE_AT`."""
+        processing. Taken 1,000 a step, a partition whose records (or end-of-partition event)
+        sat behind them was waited for by its task for seconds, then skipped against the
+        event-time order (a different outcome per run: issue 13). Drained each step, the queue
+        stays short and the backlog waits in the tasks' per-partition buffers instead, bounded by
+        pausing a partition at `_PAUSE_AT`."""
         assert self.consumer is not None
-        taken = 0
-        while taken < _MAX_INTAKE:
+        if self._backlogged:  # the last step left records it could process: no waiting
             msgs = self.consumer.consume(1000, 0)
-            if not msgs:
-                return
+        else:
+            # consume(n, timeout) waits for n records or the whole timeout: wait for the first
+            # record only, then take what else is there.
+            timeout = min(0.05, max(0.0, self.commit_interval - (now - self.last_commit)))
+            if self._inflight is not None:
+                timeout = min(timeout, 0.002)  # notice the commit's end soon: its sends are held
+            msgs = self.consumer.consume(1, timeout)
+            if msgs:
+                msgs += self.consumer.consume(999, 0)
+        taken = 0
+        while msgs:
             self._buffer(msgs)
             taken += len(msgs)
-            if len(msgs) < 1000:
+            if len(msgs) < 1000 or taken >= _MAX_INTAKE:
                 return
+            msgs = self.consumer.consume(1000, 0)
 
     def _buffer(self, msgs: list[Any]) -> None:
         task_of = self.task_of

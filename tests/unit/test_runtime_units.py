@@ -10,10 +10,11 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.runtime.engine import CAUSE_TASK, CAUSE_TIME, Record, Task, _settled_ends
+from streams.runtime import engine
+from streams.runtime.engine import CAUSE_TASK, CAUSE_TIME, Record, Runtime, Task, _settled_ends
 from streams.runtime.partitioner import partition_of
 from streams.runtime.store import PartitionedStore, Split
-from tests.runtime_fakes import Msg
+from tests.runtime_fakes import Msg, QueueConsumer
 
 
 def task(*topics: str) -> Task:
@@ -85,6 +86,31 @@ def test_the_stall_limit_counts_from_the_last_progress_not_the_first_wait():
     assert [r.timestamp for r in t.take(10, now=4.0)] == [20, 25]
     assert t.take(10, now=8.0) == []  # 4 s since the last progress: still waiting for shipments
     assert [r.timestamp for r in t.take(10, now=9.5)] == [30]  # 5.5 s: given up, logged
+
+
+def test_a_step_takes_in_a_partition_queued_behind_a_deep_backlog_of_another():
+    """librdkafka's single queue held ~5 s of other partitions' backlog in front of a partition's
+    records: taken 1,000 a step, its task waited, then skipped it (issue 13). One step moves
+    the whole queue into the tasks' buffers and pauses the partition that went over its bound."""
+    processor = SimpleNamespace(name="p", event_time=lambda record: record.timestamp)
+    t = Task(processor, 0, ["orders", "shipments"])
+    backlog = [Msg("orders", offset, 1_000 + offset) for offset in range(12_000)]
+    consumer = QueueConsumer([*backlog, Msg("shipments", 0, 5)])
+    runtime = Runtime(
+        [], consumer_config={}, producer_config={}, restore_config={}, exactly_once=True,
+        commit_interval=0.025, batch_size=1000, on_fatal=print,
+    )
+    runtime.consumer = consumer
+    runtime.task_of = {("orders", 0): t, ("shipments", 0): t}
+    runtime._take_in(now=0.0)
+    assert consumer.queue == []
+    assert t.buffered("orders") == 12_000 and t.buffered("shipments") == 1
+    assert consumer.paused == [("orders", 0)]  # over _PAUSE_AT: fetching it stops until drained
+    t.end_of("shipments")
+    assert [r.timestamp for r in t.take(3, now=0.0)] == [5, 1_000, 1_001]  # business order across both
+    consumer.queue = [Msg("orders", 12_000 + offset, 0) for offset in range(engine._MAX_INTAKE + 5)]
+    runtime._take_in(now=0.0)
+    assert len(consumer.queue) == 5  # a step takes in at most _MAX_INTAKE: processing goes on
 
 
 def test_internal_records_are_ordered_by_their_cause():
