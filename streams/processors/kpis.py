@@ -50,8 +50,11 @@ class KpiSums:
         self.orders = orders
         self._keys: dict[tuple[Any, ...], tuple[bytes, str]] = {}  # sum key -> (group, other dimensions)
         # (partition, order key) -> (the state object, its contribution) as its last transition
-        # left it, most recent last: the `before` of its next transition without computing it
+        # left it, most recent last: the `before` of its next transition without computing it.
+        # A note keeps its state object alive: at most as many as the order store caches, so
+        # that O2C_STATE_CACHE_ENTRIES bounds the states held in memory (twice over at worst).
         self._noted: dict[tuple[int, bytes], tuple[OrderState, KpiDelta]] = {}
+        self._max_noted = min(_NOTED, orders.max_cached)
 
     def _key(self, key: tuple[Any, ...]) -> tuple[bytes, str]:
         found = self._keys.get(key)
@@ -109,7 +112,7 @@ class KpiSums:
         after = contribution(state)
         noted = self._noted
         noted[(partition, state.order_id.encode())] = (state, after)
-        if len(noted) > _NOTED:  # the least recently changed order's note goes
+        if len(noted) > self._max_noted:  # the least recently changed order's note goes
             del noted[next(iter(noted))]
         values = dict(after.values)
         if before is not None:
