@@ -256,6 +256,8 @@ class Phase:
     cpu_others: dict[str, float] = field(default_factory=dict)  # the benchmark's own processes, the machine
     commits: tuple[float, float] = (0.0, 0.0)  # the worker's commits during the phase: count, seconds
     processing: tuple[float, float] = (0.0, 0.0)  # its batches handed to the agents: count, seconds
+    slow_commits: dict[float, float] = field(default_factory=dict)  # bound (s) -> commits longer
+    gc_pauses: dict[float, float] = field(default_factory=dict)  # bound (s) -> longer pauses
     speedup: float = 0.0
     latencies: list[float] = field(default_factory=list)  # ms, sorted
     unmatched: dict[str, int] = field(default_factory=dict)
@@ -288,6 +290,25 @@ class LagSampler(threading.Thread):
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def over(port: str, name: str, bounds: tuple[float, ...]) -> dict[float, float]:
+    """Observations of histogram `name` (summed over labels) above each of `bounds` (bucket
+    edges), from the cumulative buckets; {} if unreachable."""
+    found = {bound: 0.0 for bound in bounds}
+    for family in scrape(port):
+        if family.name != name.removesuffix("_seconds") and family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                for bound in bounds:
+                    found[bound] += sample.value
+            elif sample.name.endswith("_bucket") and float(sample.labels["le"]) in found:
+                found[float(sample.labels["le"])] -= sample.value
+    return found
+
+
+TAIL = (0.05, 0.1)  # s: commits and GC pauses longer than these are counted per phase
 
 
 def histograms(port: str) -> dict[str, tuple[float, float]]:
@@ -348,6 +369,7 @@ def run_phase(settings, phase: Phase, group: str, worker_pid: int, reader_pid: i
                              event["event_id"], event["event_type"]))
         time.sleep(max(0.0, t0_ms / 1000 - time.time()))
         hist0 = histograms(port)
+        slow0 = (over(port, "o2c_commit_seconds", TAIL), over(port, "o2c_gc_pause_seconds", (0.01, 0.05)))
         cpu0 = cpu_seconds(worker_pid)
         others0 = (time.process_time(), cpu_seconds(reader_pid), cpu_seconds(http.pid) if http else 0.0)
         busy0, total0 = machine_busy()
@@ -399,6 +421,9 @@ def run_phase(settings, phase: Phase, group: str, worker_pid: int, reader_pid: i
             return c1 - c0, s1 - s0
 
         phase.commits = delta("o2c_commit_seconds")
+        slow1 = (over(port, "o2c_commit_seconds", TAIL), over(port, "o2c_gc_pause_seconds", (0.01, 0.05)))
+        phase.slow_commits = {b: slow1[0][b] - slow0[0].get(b, 0) for b in slow1[0]}
+        phase.gc_pauses = {b: slow1[1][b] - slow0[1].get(b, 0) for b in slow1[1]}
         phase.processing = delta("o2c_consume_to_produce_seconds")
     finally:
         sampler.halt.set()
@@ -554,6 +579,12 @@ def bench_live(rates: list[str], seconds: float, backlog_orders: int, http_count
                 f"    worker runtime thread: {commits / phase.duration:,.1f} commits/s of {commit_s / commits * 1000:,.1f}"
                 f" ms on average ({commit_s / phase.duration:.0%} of the time), {batches / phase.duration:,.0f}"
                 f" batches/s of {batch_s / max(batches, 1) * 1000:,.1f} ms ({batch_s / phase.duration:.0%} of the time)"
+            )
+            print(
+                "    tails: commits longer than "
+                + ", ".join(f"{b * 1000:g} ms: {n:,.0f}" for b, n in sorted(phase.slow_commits.items()))
+                + f" (of {commits:,.0f}); GC pauses longer than "
+                + ", ".join(f"{b * 1000:g} ms: {n:,.0f}" for b, n in sorted(phase.gc_pauses.items()))
             )
         others = dict(phase.cpu_others)
         cores = others.pop("cores", 0.0)
