@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tables.allocation import AllocationResult
+from tables.jsontext import encoder
 from tables.order_state import MILESTONES, OrderState
 from tables.sla import breached_milestones
 
@@ -440,7 +441,7 @@ def record(
 _SEP = b"\x1e"
 """Separates the stored timeline's parts (never in compact JSON: control characters in strings
 are escaped): the summary (or null), then each kept entry, oldest first."""
-_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+_json = encoder(ensure_ascii=False, allow_nan=True)
 
 
 def append_stored(

@@ -21,6 +21,7 @@ from typing import Any
 
 from streams.runtime.store import PartitionedStore
 from tables.allocation import AllocationResult
+from tables.jsontext import encoder
 from tables.kpis import KpiDelta, KpiTotals, contribution, first_fills, latency, totals_of
 from tables.order_state import OrderState
 
@@ -37,8 +38,11 @@ def decode_sums(raw: bytes) -> Sums:
     return json.loads(raw)
 
 
+_sums_json = encoder(ensure_ascii=True, allow_nan=True)  # json.dumps(sums, separators=(",", ":"))
+
+
 def encode_sums(sums: Sums) -> bytes:
-    return json.dumps(sums, separators=(",", ":")).encode()
+    return _sums_json(sums).encode()
 
 
 class KpiSums:
