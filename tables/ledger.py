@@ -132,7 +132,7 @@ class SkuState:
     """Everything the inventory side knows about one SKU."""
 
     __slots__ = ("sku", "warehouses", "lines", "done", "unassigned", "seen", "arrivals",
-                 "results")
+                 "results", "_parts")
 
     def __init__(self, sku: str) -> None:
         self.sku = sku
@@ -145,6 +145,8 @@ class SkuState:
         self.seen: dict[str, None] = {}  # ledger event ids (insertion-ordered set)
         self.arrivals = 0  # counter of first requests (FCFS tie-break)
         self.results = 0  # counter of AllocationResults sent (result ids)
+        # line key -> (its to_list(), part key, part) as `to_parts` last encoded it (not state)
+        self._parts: dict[tuple[str, str], tuple[list[Any], bytes, bytes]] = {}
 
     def network_atp(self) -> int:
         return sum(w.on_hand - w.reserved - w.safety_stock for w in self.warehouses.values())
@@ -162,9 +164,22 @@ class SkuState:
         """The state as a head (everything but the line records) and one part per line, keyed
         `order_id 0x1F line_id`. A hot SKU's open lines grow with the backlog: in one value
         they outgrew Kafka's 1 MB record limit at 100k orders, and every commit rewrote them
-        all; stored apart, a commit writes the lines that changed."""
-        parts = {f"{r.order_id}\x1f{r.line_id}".encode(): _encode(r.to_list()).encode()
-                 for r in self.lines.values()}
+        all; stored apart, a commit writes the lines that changed.
+
+        A line whose `to_list()` equals the one last encoded reuses that part (most lines of a
+        SKU did not change since the last commit; each field keeps one type, so equal lists
+        are equal JSON)."""
+        known = self._parts
+        fresh = {}
+        parts = {}
+        for key, r in self.lines.items():
+            row = r.to_list()
+            part = known.get(key)
+            if part is None or part[0] != row:
+                part = (row, f"{r.order_id}\x1f{r.line_id}".encode(), _encode(row).encode())
+            fresh[key] = part
+            parts[part[1]] = part[2]
+        self._parts = fresh
         return self._head([]), parts
 
     def _head(self, lines: list[list[Any]]) -> bytes:
