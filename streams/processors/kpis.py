@@ -115,10 +115,14 @@ class KpiSums:
         noted[(partition, state.order_id.encode())] = (state, after)
         if len(noted) > _NOTED:  # the least recently changed order's note goes
             del noted[next(iter(noted))]
-        values = dict(after.values)
-        if before is not None:
-            for key, value in before.values.items():
-                values[key] = values.get(key, 0) - value
+        # Most transitions move no sum (4 in 10 in bench_cpu): every difference would be 0 and left out.
+        if before is not None and before.values == after.values:
+            values: dict[tuple[Any, ...], int] = {}
+        else:
+            values = dict(after.values)
+            if before is not None:
+                for key, value in before.values.items():
+                    values[key] = values.get(key, 0) - value
         if answered is not None:
             for key, value in first_fills(answered, state).values.items():
                 values[key] = values.get(key, 0) + value
