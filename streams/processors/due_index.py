@@ -58,7 +58,7 @@ _DUE_KEY = struct.Struct(">cQB")
 DEFAULT_LIMIT = 10_000
 """Most deadlines one `due()` call returns: bounds the work (and the transaction) of a check."""
 _REMEMBERED = 10_000
-"""Reverse entries (b"o", b"q") a `DueIndex` keeps in memory, about 1 MB (then it starts over)."""
+"""Reverse entries (b"o", b"q") a `DueIndex` keeps in memory (about 1.5 MB), then it starts over."""
 
 
 def _due_key(due_ms: int, rank: int, order_id: bytes, family: bytes = _DUE) -> bytes:
