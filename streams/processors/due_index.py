@@ -104,7 +104,7 @@ class DueIndex:
         """Index entries read by the last `due()` call (instrumentation for the cost tests)."""
         self._deferred: WriteBatch | None = None  # the open batch of `deferred`
         # The reverse entries (b"o" and b"q" keys) as last written or read, None when absent:
-        # rescheduling an order reads both, and an order is rescheduled at most of its changes.
+        # every sync of a changed order reads them, and most changes of an order reschedule it.
         self._reverse: dict[bytes, bytes | None] = {}
 
     @contextmanager
