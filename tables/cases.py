@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from tables.exceptions import BusinessException, Code
+from tables.jsontext import encoder
 from tables.ledger import InventoryCode
 from tables.order_state import OrderState
 from tables.sla import Milestone, breached_milestones
@@ -360,7 +361,7 @@ class Case:
 
 CASE_FORMAT = 1
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_encode = encoder(ensure_ascii=False, allow_nan=False)
 
 
 # -- opening --------------------------------------------------------------------------

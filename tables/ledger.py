@@ -26,6 +26,7 @@ from operator import attrgetter
 from typing import Any
 
 from tables.exceptions import BusinessException
+from tables.jsontext import encoder
 
 FORMAT_VERSION = 1
 
@@ -230,9 +231,7 @@ class SkuState:
         return f"SkuState({self.sku!r}, warehouses={self.warehouses}, lines={len(self.lines)})"
 
 
-_encode = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
-).encode
+_encode = encoder(ensure_ascii=False, allow_nan=False)
 _decode = json.loads
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tables.exceptions import BusinessException
+from tables.jsontext import encoder
 
 FORMAT_VERSION = 1
 
@@ -253,7 +254,5 @@ class OrderState:
 _TIMELINE = b"\n"
 """Separates the state's JSON from its timeline's bytes (never in compact JSON: newlines in
 strings are escaped), so that decoding a state leaves the timeline undecoded."""
-_encode = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
-).encode
+_encode = encoder(ensure_ascii=False, allow_nan=False)
 _decode = json.loads

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tables.allocation import AllocationResult
+from tables.jsontext import encoder
 from tables.order_state import MILESTONES, OrderState
 from tables.sla import breached_milestones
 
@@ -440,7 +441,7 @@ def record(
 _SEP = b"\x1e"
 """Separates the stored timeline's parts (never in compact JSON: control characters in strings
 are escaped): the summary (or null), then each kept entry, oldest first."""
-_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+_json = encoder(ensure_ascii=False, allow_nan=True)
 
 
 def append_stored(
@@ -452,11 +453,16 @@ def append_stored(
     if max_entries < 1:
         raise ValueError(f"max_entries must be at least 1, got {max_entries}")
     row = entry.to_list() if isinstance(entry, TimelineEntry) else entry
-    parts = stored.split(_SEP) if stored else [b"null"]
-    last_seq = _seq_of(parts[-1]) if len(parts) > 1 else _last_seq_of_summary(parts[0])
+    stored = stored or b"null"
+    last = stored.rfind(_SEP)
+    last_seq = _seq_of(stored[last + 1:]) if last >= 0 else _last_seq_of_summary(stored)
     if row[0] <= last_seq:
         raise ValueError(f"timeline entry seq {row[0]} is not after {last_seq}")
-    parts.append(_json(row).encode())
+    encoded = _json(row).encode()
+    if stored.count(_SEP) < max_entries:  # room for it: nothing to fold, nothing to split
+        return stored + _SEP + encoded
+    parts = stored.split(_SEP)
+    parts.append(encoded)
     extra = len(parts) - 1 - max_entries
     if extra > 0:
         raw = json.loads(parts[0])

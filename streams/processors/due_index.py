@@ -57,6 +57,8 @@ _PAIR = struct.Struct(">BQ")
 _DUE_KEY = struct.Struct(">cQB")
 DEFAULT_LIMIT = 10_000
 """Most deadlines one `due()` call returns: bounds the work (and the transaction) of a check."""
+_REMEMBERED = 10_000
+"""Reverse entries (b"o", b"q") a `DueIndex` keeps in memory (about 1.5 MB), then it starts over."""
 
 
 def _due_key(due_ms: int, rank: int, order_id: bytes, family: bytes = _DUE) -> bytes:
@@ -101,13 +103,17 @@ class DueIndex:
         self.last_scan_reads = 0
         """Index entries read by the last `due()` call (instrumentation for the cost tests)."""
         self._deferred: WriteBatch | None = None  # the open batch of `deferred`
+        # The reverse entries (b"o" and b"q" keys) as last written or read, None when absent:
+        # every sync of a changed order reads them, and most changes of an order reschedule it.
+        self._reverse: dict[bytes, bytes | None] = {}
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
         """Collect the writes of `schedule`, `set_open_breaches` and `set_risks` in the block
         into one RocksDB write at its end (a write costs about as much as the rest of
-        rescheduling an order). Reads in the block see the index as it was before it, so
-        each order may be changed once in a block (as `SlaChecks.sync` does)."""
+        rescheduling an order). Reads of the RocksDB entries in the block see the index as it
+        was before it, so each order may be changed once in a block (as `SlaChecks.sync`
+        does)."""
         if self._deferred is not None:
             yield
             return
@@ -122,13 +128,34 @@ class DueIndex:
     def _batch(self) -> WriteBatch:
         return self._deferred if self._deferred is not None else WriteBatch(raw_mode=True)
 
+    def _read_reverse(self, key: bytes) -> bytes | None:
+        """`db.get(key)` of a reverse entry, from memory when it was written or read before."""
+        reverse = self._reverse
+        if key in reverse:
+            return reverse[key]
+        if len(reverse) >= _REMEMBERED:
+            reverse.clear()
+        raw = reverse[key] = self.db.get(key)
+        return raw
+
+    def _put_reverse(self, batch: WriteBatch, key: bytes, value: bytes | None) -> None:
+        """Write (None: delete) a reverse entry in `batch`, which is written (or, deferred, at
+        the end of the block): reads from then on see it."""
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+        if len(self._reverse) >= _REMEMBERED:
+            self._reverse.clear()
+        self._reverse[key] = value
+
     # ------------------------------------------------------------------ writes
     def schedule(self, order_id: str, deadlines: Mapping[str, int]) -> bool:
         """Make `deadlines` (milestone -> due ms) the order's entries, replacing the previous
         ones; an empty mapping unschedules. False when nothing changed (no write)."""
         oid = order_id.encode()
         new = sorted((MILESTONE_RANK[m], due) for m, due in deadlines.items())
-        old = _pairs(self.db.get(_ORDER + oid))
+        old = _pairs(self._read_reverse(_ORDER + oid))
         if new == old:
             return False
         batch = self._batch()
@@ -197,7 +224,7 @@ class DueIndex:
             for level, at in crossings(started, due, thresholds).items():
                 new.append((LEVEL_RANK[level], at + _BIAS, rank))
         new.sort()
-        raw = self.db.get(_ORDER_RISKS + oid)
+        raw = self._read_reverse(_ORDER_RISKS + oid)
         old = list(_RISK_ENTRY.iter_unpack(raw)) if raw is not None else []
         if new == old:
             return False
@@ -214,10 +241,7 @@ class DueIndex:
                     started, due = spans[rank]
                     value = values[rank] = _risk_value(started, due, channel, region)
                 batch.put(_RISK_KEY.pack(_RISK, level, at, rank) + oid, value)
-        if new:
-            batch.put(_ORDER_RISKS + oid, b"".join(_RISK_ENTRY.pack(*e) for e in new))
-        else:
-            batch.delete(_ORDER_RISKS + oid)
+        self._put_reverse(batch, _ORDER_RISKS + oid, b"".join(_RISK_ENTRY.pack(*e) for e in new) if new else None)
         self._write(batch)
         return True
 
@@ -239,7 +263,7 @@ class DueIndex:
                     entries.append((LEVEL_RANK[level], at + _BIAS, rank))
                     batch.put(_RISK_KEY.pack(_RISK, LEVEL_RANK[level], at + _BIAS, rank) + oid, value)
             if entries:
-                batch.put(_ORDER_RISKS + oid, b"".join(_RISK_ENTRY.pack(*e) for e in sorted(entries)))
+                self._put_reverse(batch, _ORDER_RISKS + oid, b"".join(_RISK_ENTRY.pack(*e) for e in sorted(entries)))
                 n += len(entries)
         if n:
             self._write(batch)
@@ -360,10 +384,7 @@ class DueIndex:
             batch.put(key, b"")
             if key < self._low:
                 self._low = key
-        if new:
-            batch.put(_ORDER + oid, b"".join(_PAIR.pack(r, d + _BIAS) for r, d in new))
-        else:
-            batch.delete(_ORDER + oid)
+        self._put_reverse(batch, _ORDER + oid, b"".join(_PAIR.pack(r, d + _BIAS) for r, d in new) if new else None)
 
     def rebuild(self, deadlines: Iterable[tuple[str, Mapping[str, int]]]) -> int:
         """Drop every entry and index `(order_id, deadlines)` pairs instead; returns the
@@ -404,6 +425,7 @@ class DueIndex:
         """Remove every entry and the covered offset (one range tombstone from b"b" to the
         end of the b"r" family)."""
         self.db.delete_range(_BREACH, b"s")
+        self._reverse.clear()
         self._marked = False
         self._low = _DUE
         self._listed.clear()

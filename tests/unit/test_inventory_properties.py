@@ -282,3 +282,18 @@ def test_a_request_never_reserves_below_zero_atp():
     apply_order_message(s, m)
     w = s.warehouses["W1"]
     assert (w.reserved, w.backordered, w.atp) == (2, 3, 0)
+
+
+@PROPS
+@given(st.lists(op, min_size=15, max_size=60), st.lists(st.booleans(), min_size=60, max_size=60))
+def test_parts_reused_from_the_last_encoding_are_the_parts_encoded_afresh(ops, flushed):
+    """`SkuState.to_parts` reuses a line's part while its record is unchanged (the agent's
+    store calls it once per commit, after any number of steps): the same parts as a state
+    that never encoded any."""
+    s = SkuState(Inv().sku)
+    for item, flush in zip(build_inputs(ops), flushed):
+        apply(s, item)
+        if flush:
+            fresh = SkuState.from_bytes(s.to_bytes())
+            assert s.to_parts() == fresh.to_parts()
+            assert list(s.to_parts()[1]) == list(fresh.to_parts()[1])  # in the same order

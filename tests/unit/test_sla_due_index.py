@@ -300,3 +300,50 @@ def test_deferred_writes_land_once_at_the_end_as_if_written_one_by_one(tmp_path:
 @settings(max_examples=200, deadline=None)
 def test_risk_values_are_what_json_dumps_writes(started, due, channel, region) -> None:
     assert _risk_value(started, due, channel, region) == json.dumps([started, due, channel, region]).encode()
+
+
+RISK_CHANGES = st.tuples(
+    st.just("risks"),
+    st.sampled_from(["SO-1", "SO-2", "SO-3"]),
+    st.dictionaries(st.sampled_from(MILESTONES), st.tuples(st.integers(0, 500), st.integers(0, 5_000)), max_size=3),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(SCHEDULES, RISK_CHANGES, st.just(("deferred",)), st.just(("rebuild",))), max_size=40),
+       st.integers(1, 4))
+def test_reverse_entries_remembered_in_memory_are_what_the_db_holds(ops, remembered) -> None:
+    """`DueIndex` keeps the reverse entries it wrote or read in memory (a few, then it starts
+    over): the same writes as an index that reads every one from RocksDB, also for changes
+    written at the end of a `deferred` block."""
+    import contextlib
+    import tempfile
+
+    from streams.processors import due_index as module
+    from tables.risk import DEFAULT_THRESHOLDS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        remembering, reading = DueIndex(Path(tmp) / "a"), DueIndex(Path(tmp) / "b")
+        original = module._REMEMBERED
+        try:
+            module._REMEMBERED = remembered
+            in_block = 0
+            for op in ops:
+                for idx in (remembering, reading):
+                    if op[0] == "schedule":
+                        with idx.deferred() if in_block else contextlib.nullcontext():
+                            idx.schedule(op[1], op[2])
+                    elif op[0] == "risks":
+                        with idx.deferred() if in_block else contextlib.nullcontext():
+                            idx.set_risks(op[1], op[2], DEFAULT_THRESHOLDS, "web", "EU")
+                    elif op[0] == "rebuild":
+                        idx.rebuild([("SO-1", {A: 7}), ("SO-4", {S: 9, D: 11})])
+                    reading._reverse.clear()  # reads every reverse entry from RocksDB
+                in_block = 3 if op[0] == "deferred" else max(in_block - 1, 0)
+                assert dict(remembering.db.items()) == dict(reading.db.items())
+                for key, value in remembering._reverse.items():
+                    assert remembering.db.get(key) == value
+        finally:
+            module._REMEMBERED = original
+            remembering.close()
+            reading.close()
