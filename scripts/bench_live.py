@@ -294,7 +294,7 @@ class LagSampler(threading.Thread):
 
 def over(port: str, name: str, bounds: tuple[float, ...]) -> dict[float, float]:
     """Observations of histogram `name` (summed over labels) above each of `bounds` (bucket
-    edges), from the cumulative buckets; {} if unreachable."""
+    edges), from the cumulative buckets; zeros if unreachable."""
     found = {bound: 0.0 for bound in bounds}
     for family in scrape(port):
         if family.name != name.removesuffix("_seconds") and family.name != name:

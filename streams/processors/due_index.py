@@ -130,13 +130,16 @@ class DueIndex:
 
     def _read_reverse(self, key: bytes) -> bytes | None:
         """`db.get(key)` of a reverse entry, from memory when it was written or read before."""
-        reverse = self._reverse
-        if key in reverse:
-            return reverse[key]
-        if len(reverse) >= _REMEMBERED:
-            reverse.clear()
-        raw = reverse[key] = self.db.get(key)
+        if key in self._reverse:
+            return self._reverse[key]
+        raw = self.db.get(key)
+        self._remember(key, raw)
         return raw
+
+    def _remember(self, key: bytes, value: bytes | None) -> None:
+        if len(self._reverse) >= _REMEMBERED:
+            self._reverse.clear()
+        self._reverse[key] = value
 
     def _put_reverse(self, batch: WriteBatch, key: bytes, value: bytes | None) -> None:
         """Write (None: delete) a reverse entry in `batch`, which is written (or, deferred, at
@@ -145,9 +148,7 @@ class DueIndex:
             batch.delete(key)
         else:
             batch.put(key, value)
-        if len(self._reverse) >= _REMEMBERED:
-            self._reverse.clear()
-        self._reverse[key] = value
+        self._remember(key, value)
 
     # ------------------------------------------------------------------ writes
     def schedule(self, order_id: str, deadlines: Mapping[str, int]) -> bool:

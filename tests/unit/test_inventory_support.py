@@ -201,9 +201,6 @@ def check_ledger(s: SkuState) -> None:
     b = s.to_bytes()
     back = SkuState.from_bytes(b)
     assert back.to_bytes() == b
-    # the store's form: parts re-encoded only for lines that changed since the last call (this
-    # state's earlier checks) are the parts of a state that never encoded any
-    assert s.to_parts() == back.to_parts()
     for wid, w in s.warehouses.items():
         assert [r.key for r in back.warehouses[wid].queue] == [r.key for r in w.queue]
     assert [r.key for r in back.unassigned] == [r.key for r in s.unassigned]
