@@ -7,10 +7,11 @@ routes it, and every few batches the stores flush their changelogs and persist (
 It prints the runtime thread's CPU per input event: the cost of the processors alone, far less
 noisy than the whole-pipeline benchmark on a shared machine (no broker, no other threads).
 
-`--check` makes the wall clock a counter and prints a SHA-256 of every record sent and every
-changelog record written, in order: equal digests (with the same PYTHONHASHSEED) mean the
-outputs and the stored bytes are the same byte for byte, e.g. before and after an
-optimisation.
+`--check` makes the wall clock a counter and prints a SHA-256 of every record sent, in order,
+and of every changelog record written, in order of commit (sorted within one: a commit's
+records of different keys may go out in any order): equal digests (with the same
+PYTHONHASHSEED) mean the outputs and the stored bytes are the same byte for byte, e.g. before
+and after an optimisation.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import time
 from typing import Any
 
 BATCH = 64  # records per `process` call at most (a runtime batch of a busy backlog is similar)
-COMMIT_EVERY = 4  # batches of input between two commits
+COMMIT_RECORDS = 256  # input records between two commits (4 backlog batches)
 
 
 class _Record:
@@ -53,9 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench_cpu", description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=BATCH,
+                        help="records per process call (64: a backlog; 2-4: live traffic at 1,000/s)")
+    parser.add_argument("--commit-records", type=int, default=COMMIT_RECORDS,
+                        help="input records between two commits (about 36 at 1,000/s live)")
     parser.add_argument("--check", action="store_true", help="deterministic clock; print a digest of the outputs")
     args = parser.parse_args(argv)
-    print(f"$ python -m scripts.bench_cpu --orders {args.orders} --seed {args.seed}" + (" --check" if args.check else ""))
+    print(f"$ python -m scripts.bench_cpu --orders {args.orders} --seed {args.seed} --batch {args.batch} --commit-records {args.commit_records}"
+          + (" --check" if args.check else ""))
     digest = hashlib.sha256()
     if args.check:
         ticks = itertools.count()
@@ -95,9 +101,10 @@ def _run(args: argparse.Namespace, digest: Any) -> int:
 
         def produce(self, topic: str, key: bytes, value: bytes | None, partition: int, *_: Any) -> None:
             if args.check:
-                digest.update(repr((topic, key, value, partition)).encode())
+                flushed.append(repr((topic, key, value, partition)))
 
     out = Out()
+    flushed: list[str] = []  # changelog records of the commit under way
     for agent in agents:
         for store in agent.stores:
             for partition in range(partitions):
@@ -115,21 +122,25 @@ def _run(args: argparse.Namespace, digest: Any) -> int:
                 store.flush_changelog(out.produce)
                 store.persist()
             agent.committed()
+        for record in sorted(flushed):
+            digest.update(record.encode())
+        flushed.clear()
 
+    every = max(1, args.commit_records // args.batch)  # batches between two commits
     gc.collect()
     gc.freeze()
     started = time.thread_time()
-    for n, i in enumerate(range(0, len(inputs), BATCH)):
-        queue.extend(inputs[i:i + BATCH])
+    for n, i in enumerate(range(0, len(inputs), args.batch)):
+        queue.extend(inputs[i:i + args.batch])
         while queue:
             tasks: dict[tuple[int, int], list[_Record]] = {}
-            for record in (queue.popleft() for _ in range(min(len(queue), BATCH))):
+            for record in (queue.popleft() for _ in range(min(len(queue), args.batch))):
                 agent = by_topic[record.topic]
                 agent.event_time(record)
                 tasks.setdefault((id(agent), record.partition), []).append(record)
             for records in tasks.values():
                 by_topic[records[0].topic].process(records, out)
-        if n % COMMIT_EVERY == COMMIT_EVERY - 1:
+        if n % every == every - 1:
             commit()
     commit()
     cpu = time.thread_time() - started

@@ -344,12 +344,16 @@ def settle(ch: Change) -> Outcome:
                     rec.backordered, rec.promised_at, rec.seq, f"{sku}:{state.results}",
                     cause_at,
                 ))
+        state.note_changed(lines)
         if len(done) > MAX_DONE_LINES:
             by_key = state.lines
+            left = []
             for _ in range(len(done) - MAX_DONE_LINES):
                 old = next(iter(done))
                 del done[old]
                 del by_key[old]
+                left.append(old)
+            state.note_changed(left)
     if ch.before:
         net = 0
         for w in whs.values():

@@ -133,7 +133,7 @@ class SkuState:
     """Everything the inventory side knows about one SKU."""
 
     __slots__ = ("sku", "warehouses", "lines", "done", "unassigned", "seen", "arrivals",
-                 "results", "_encoded")
+                 "results", "_changed")
 
     def __init__(self, sku: str) -> None:
         self.sku = sku
@@ -146,8 +146,9 @@ class SkuState:
         self.seen: dict[str, None] = {}  # ledger event ids (insertion-ordered set)
         self.arrivals = 0  # counter of first requests (FCFS tie-break)
         self.results = 0  # counter of AllocationResults sent (result ids)
-        # per line: its fields and (part key, part bytes) as `to_parts` last encoded them
-        self._encoded: dict[tuple[str, str], tuple[tuple[Any, ...], bytes, bytes]] = {}
+        # keys of the lines changed, added or removed since the parts were last taken
+        # (`to_parts`, `changed_parts`) or read (`from_parts`); None: not known since when
+        self._changed: dict[tuple[str, str], None] | None = None
 
     def network_atp(self) -> int:
         return sum(w.on_hand - w.reserved - w.safety_stock for w in self.warehouses.values())
@@ -165,23 +166,34 @@ class SkuState:
         """The state as a head (everything but the line records) and one part per line, keyed
         `order_id 0x1F line_id`. A hot SKU's open lines grow with the backlog: in one value
         they outgrew Kafka's 1 MB record limit at 100k orders, and every commit rewrote them
-        all; stored apart, a commit writes the lines that changed.
+        all; stored apart, a commit writes the lines that changed (`changed_parts`)."""
+        self._changed = {}
+        return self._head([]), {_part_key(k): _encode(_line_fields(r)).encode() for k, r in self.lines.items()}
 
-        A commit changes a few of a SKU's open lines: a line's part is encoded again only if
-        its fields changed since the last call (`python -m scripts.bench_cpu --orders 20000`:
-        248 -> 177 us per SKU flushed, ~69 lines each; what is left is visiting every line,
-        slow on a large heap's cold memory: tracking the changed lines would remove it)."""
-        known = self._encoded
-        if len(known) > 2 * len(self.lines) + 64:  # lines that left: forget their encodings
-            known = self._encoded = {k: v for k, v in known.items() if k in self.lines}
-        parts = {}
-        for key, r in self.lines.items():
-            fields = _line_fields(r)
-            hit = known.get(key)
-            if hit is None or hit[0] != fields:
-                hit = known[key] = (fields, f"{r.order_id}\x1f{r.line_id}".encode(), _encode(fields).encode())
-            parts[hit[1]] = hit[2]
+    def changed_parts(self) -> tuple[bytes, dict[bytes, bytes | None]] | None:
+        """The head and the parts of the lines changed since the parts were last taken or
+        read (None for a line that left), or None when that is not known (then `to_parts`).
+
+        A commit changes a few of a SKU's ~50-70 open lines; visiting every line to find them
+        cost ~2.5 us a line on a large heap's cold memory, once per SKU per commit
+        (`python -m scripts.bench_cpu --batch 4 --commit-records 36`, live-sized commits:
+        138 us per SKU flushed). The ledger's changes name the lines they touch
+        (`Change.lines`, collected by `settle`), so only those are encoded."""
+        changed = self._changed
+        if changed is None:
+            return None
+        self._changed = {}
+        lines = self.lines
+        parts: dict[bytes, bytes | None] = {}
+        for key in changed:
+            r = lines.get(key)
+            parts[_part_key(key)] = None if r is None else _encode(_line_fields(r)).encode()
         return self._head([]), parts
+
+    def note_changed(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Record lines changed, added or removed (for `changed_parts`)."""
+        if self._changed is not None:
+            self._changed.update(dict.fromkeys(keys))
 
     def _head(self, lines: list[list[Any]]) -> bytes:
         return _encode([
@@ -225,10 +237,16 @@ class SkuState:
         s.done = {(k[0], k[1]): None for k in v[4]}
         s.seen = dict.fromkeys(v[5])
         s.arrivals, s.results = v[6], v[7]
+        if not v[3]:  # the lines are the parts read: changes are counted from them
+            s._changed = {}
         return s
 
     def __repr__(self) -> str:
         return f"SkuState({self.sku!r}, warehouses={self.warehouses}, lines={len(self.lines)})"
+
+
+def _part_key(key: tuple[str, str]) -> bytes:
+    return f"{key[0]}\x1f{key[1]}".encode()
 
 
 _encode = encoder(ensure_ascii=False, allow_nan=False)

@@ -49,6 +49,9 @@ class Split(Generic[V]):
 
     parts: Callable[[V], tuple[bytes, dict[bytes, bytes]]]  # value -> head, {suffix: part}
     join: Callable[[bytes, Iterable[bytes]], V]  # head, parts (in key order) -> value
+    # value -> head and the parts changed since `parts` or `changes` was last called on it,
+    # or since `join` made it ({suffix: part, or None: gone}); None: unknown, call `parts`
+    changes: Callable[[V], tuple[bytes, dict[bytes, bytes | None]] | None] | None = None
 
 
 class PartitionedStore(Generic[V]):
@@ -77,8 +80,9 @@ class PartitionedStore(Generic[V]):
         self.options = options
         self.split = split
         # split values: per partition and key, the parts as last flushed or read (what the
-        # changelog and, after the commit, RocksDB hold), to write only the changed ones
-        self._parts: dict[int, dict[bytes, dict[bytes, bytes]]] = {}
+        # changelog and, after the commit, RocksDB hold), to write only the changed ones, and
+        # the value object they were taken from or read into (its `changes` count from them)
+        self._parts: dict[int, dict[bytes, tuple[Any, dict[bytes, bytes]]]] = {}
         self.mutex = threading.RLock()
         self.dbs: dict[int, Rdict] = {}  # open partitions (active or restoring)
         self.active: set[int] = set()  # partitions this worker processes now
@@ -175,8 +179,8 @@ class PartitionedStore(Generic[V]):
                 if read is None:
                     return None
                 head, parts = read
-                self._parts.setdefault(partition, {})[key] = parts
                 value = cache[key] = self.split.join(head, parts.values())
+                self._parts.setdefault(partition, {})[key] = (value, parts)
         return value
 
     def put(self, partition: int, key: bytes, value: V) -> None:
@@ -276,16 +280,34 @@ class PartitionedStore(Generic[V]):
         records: list[tuple[bytes, bytes | None]],
     ) -> None:
         assert self.split is not None
-        head, parts = self.split.parts(value)
         known = self._parts.setdefault(partition, {})
-        before = known.get(key)
-        if before is None:  # a new key, or one put without a get: what RocksDB holds
+        entry = known.get(key)
+        prefix = key + PART
+        if entry is not None and entry[0] is value and self.split.changes is not None:
+            delta = self.split.changes(value)
+            if delta is not None:  # the value says which parts changed since `entry`
+                head, changed = delta
+                parts = entry[1]
+                pending[key] = head
+                records.append((key, head))
+                for suffix, raw in changed.items():
+                    if raw is None:
+                        if parts.pop(suffix, None) is not None:
+                            pending[prefix + suffix] = None
+                            records.append((prefix + suffix, None))
+                    elif parts.get(suffix) != raw:
+                        parts[suffix] = pending[prefix + suffix] = raw
+                        records.append((prefix + suffix, raw))
+                return
+        head, parts = self.split.parts(value)
+        if entry is not None:
+            before = entry[1]
+        else:  # a new key, or one put without a get: what RocksDB holds
             read = _read_split(self.dbs[partition], key)
             before = read[1] if read is not None else {}
-        known[key] = parts
+        known[key] = (value, parts)
         pending[key] = head
         records.append((key, head))
-        prefix = key + PART
         for suffix, raw in parts.items():
             if before.get(suffix) != raw:
                 pending[prefix + suffix] = raw

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from tables.allocation import AllocationRequest, StockIssue
 from tables.inventory import SkuState, apply_inventory_event, apply_order_message
-from tables.ledger import priority
+from tables.ledger import MAX_DONE_LINES, priority
 from tests.unit.test_inventory_support import DAY, Inv, Msgs, check_ledger
 
 WAREHOUSES = ("W1", "W2", "W3")
@@ -284,16 +284,50 @@ def test_a_request_never_reserves_below_zero_atp():
     assert (w.reserved, w.backordered, w.atp) == (2, 3, 0)
 
 
-@PROPS
-@given(st.lists(op, min_size=15, max_size=60), st.lists(st.booleans(), min_size=60, max_size=60))
-def test_parts_reused_from_the_last_encoding_are_the_parts_encoded_afresh(ops, flushed):
-    """`SkuState.to_parts` reuses a line's part while its record is unchanged (the agent's
-    store calls it once per commit, after any number of steps): the same parts as a state
-    that never encoded any."""
+def test_the_changed_parts_delete_the_finished_lines_the_ledger_forgets():
+    """Past MAX_DONE_LINES finished lines the oldest leave the state: their parts go too."""
     s = SkuState(Inv().sku)
+    inv, msgs = Inv(), Msgs()
+    apply_inventory_event(s, inv.received("W1", 1000))
+    head, parts = s.to_parts()
+    gone = set()
+    for i in range(MAX_DONE_LINES + 6):  # a commit after each order
+        apply_order_message(s, msgs.request(f"SO-{i}", "L1", 1, "W1"))
+        apply_order_message(s, msgs.release(f"SO-{i}", "L1", 1))
+        head, changed = s.changed_parts()
+        for suffix, raw in changed.items():
+            if raw is None:
+                gone.add(suffix)
+                del parts[suffix]
+            else:
+                parts[suffix] = raw
+    assert gone == {f"SO-{i}\x1fL1".encode() for i in range(6)}
+    assert (head, parts) == SkuState.from_bytes(s.to_bytes()).to_parts()
+
+
+@PROPS
+@given(st.lists(op, min_size=15, max_size=60), st.lists(st.booleans(), min_size=60, max_size=60),
+       st.booleans())
+def test_the_changed_parts_bring_the_last_parts_to_the_parts_encoded_afresh(ops, flushed, read_back):
+    """`SkuState.changed_parts` names only the lines the ledger changed since the parts were
+    last taken (the agent's store writes those, once per commit, after any number of steps):
+    applied to the parts taken last, they give the parts of a state that never encoded any.
+    `read_back`: the state was read from its parts (`from_parts`), as the store does."""
+    s = SkuState(Inv().sku)
+    assert s.changed_parts() is None  # a new state: the parts are not known yet
+    head, parts = s.to_parts()
+    if read_back:
+        s = SkuState.from_parts(head, parts.values())
     for item, flush in zip(build_inputs(ops), flushed):
         apply(s, item)
         if flush:
+            delta = s.changed_parts()
+            assert delta is not None
+            head = delta[0]
+            for suffix, raw in delta[1].items():
+                if raw is None:
+                    parts.pop(suffix, None)
+                else:
+                    parts[suffix] = raw
             fresh = SkuState.from_bytes(s.to_bytes())
-            assert s.to_parts() == fresh.to_parts()
-            assert list(s.to_parts()[1]) == list(fresh.to_parts()[1])  # in the same order
+            assert (head, parts) == fresh.to_parts()
