@@ -118,6 +118,8 @@ def _run(args: argparse.Namespace, digest: Any) -> int:
 
     def commit() -> None:
         for agent in agents:
+            agent.before_commit()
+        for agent in agents:
             for store in agent.stores:
                 store.flush_changelog(out.produce)
                 store.persist()

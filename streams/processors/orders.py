@@ -112,7 +112,6 @@ class OrderAgent(BatchAgent):
                     self.apply(send, record, item, now)
                 except InvalidEvent as exc:
                     dead_letter(send, self.settings, record, exc)
-        self.sla.sync()
 
     def assigned(self, partitions: set[int]) -> None:
         self.status_counts.invalidate()
@@ -126,6 +125,12 @@ class OrderAgent(BatchAgent):
     def punctuate(self, out: Any) -> None:
         """The wall-clock SLA check of every active partition (in the open transaction)."""
         self.sla.tick(out.send)
+
+    def before_commit(self) -> None:
+        """The due index follows the orders changed since the last commit: once per commit, not
+        per batch (live traffic runs batches of a few records; the SLA check syncs the
+        partition it scans itself)."""
+        self.sla.sync()
 
     def committed(self) -> None:
         self.sla.mark_covered()

@@ -211,6 +211,8 @@ class Processor(Protocol):
 
     def punctuate(self, out: Output) -> None: ...
 
+    def before_commit(self) -> None: ...
+
     def committed(self) -> None: ...
 
 
@@ -847,6 +849,8 @@ class Runtime:
         if self._inflight is not None and not self._finish_commit(rewind):
             return False
         self._announce()
+        for processor in self.processors:
+            processor.before_commit()
         dirty = any(store.dirty for p in self.processors for store in p.stores)
         progressed = [task for task in self.tasks.values() if task.progressed]
         if not (progressed or self.out.produced or dirty):

@@ -80,6 +80,9 @@ class BatchAgent:
     def punctuate(self, out: Any) -> None:
         pass
 
+    def before_commit(self) -> None:
+        """A commit begins: bring derived state up to date (before the stores flush)."""
+
     def committed(self) -> None:
         pass
 
