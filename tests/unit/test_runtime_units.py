@@ -286,6 +286,91 @@ def test_a_split_value_after_an_abort_is_what_was_committed(tmp_path):
     assert commit(s, 5) == [(b"sku", b"a"), (b"sku\x1fa", b"9")]  # "b" was never committed
 
 
+class Tracked(dict):
+    """A split value that knows which items changed since its parts were last taken."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.changed: set[str] | None = None  # None: not known since when
+
+    def __setitem__(self, k, v) -> None:
+        super().__setitem__(k, v)
+        if self.changed is not None:
+            self.changed.add(k)
+
+    def __delitem__(self, k) -> None:
+        super().__delitem__(k)
+        if self.changed is not None:
+            self.changed.add(k)
+
+
+def tracked_store(tmp_path) -> PartitionedStore[Tracked]:
+    def parts(value):
+        value.changed = set()
+        return ",".join(sorted(value)).encode(), {k.encode(): v.encode() for k, v in value.items()}
+
+    def changes(value):
+        if value.changed is None:
+            return None
+        changed, value.changed = value.changed, set()
+        return ",".join(sorted(value)).encode(), {k.encode(): value[k].encode() if k in value else None
+                                                  for k in sorted(changed)}
+
+    def join(head, raw_parts):
+        value = Tracked(zip([n for n in head.decode().split(",") if n], [r.decode() for r in raw_parts],
+                            strict=True))
+        value.changed = set()  # the parts just read are the store's
+        return value
+
+    s: PartitionedStore[Tracked] = PartitionedStore(
+        "t", "app-t-changelog", tmp_path, decode=lambda raw: join(raw, ()), encode=lambda v: b"",
+        partition_of=lambda k: 0, split=Split(parts, join, changes),
+    )
+    s.open(0)
+    s.active.add(0)
+    return s
+
+
+def test_a_split_value_that_names_its_changes_writes_those_without_comparing_every_part(tmp_path):
+    s = tracked_store(tmp_path)
+    s.put(0, b"sku", Tracked({"a": "1", "b": "2"}))
+    assert commit(s, 0) == [(b"sku", b"a,b"), (b"sku\x1fa", b"1"), (b"sku\x1fb", b"2")]
+    value = s.get(0, b"sku")
+    value["b"] = "3"
+    value["c"] = "4"
+    del value["a"]
+    value.changed.add("x")  # named but never there: no tombstone
+    s.put(0, b"sku", value)
+    assert commit(s, 3) == [(b"sku", b"b,c"), (b"sku\x1fa", None), (b"sku\x1fb", b"3"), (b"sku\x1fc", b"4")]
+    assert s.lookup(b"sku") == {"b": "3", "c": "4"}
+
+    # Another object under the key: its parts are compared with the last ones, not trusted.
+    s.put(0, b"sku", Tracked({"b": "3", "c": "5"}))
+    assert commit(s, 7) == [(b"sku", b"b,c"), (b"sku\x1fc", b"5")]
+    # Read back after the cache forgot it: changes count from the parts read.
+    s.cache.clear()
+    value = s.get(0, b"sku")
+    value["b"] = "6"
+    s.put(0, b"sku", value)
+    assert commit(s, 9) == [(b"sku", b"b,c"), (b"sku\x1fb", b"6")]
+    assert s.lookup(b"sku") == {"b": "6", "c": "5"}
+
+
+def test_the_cache_forgets_its_oldest_values_beyond_its_bound_but_not_uncommitted_ones(tmp_path):
+    s = store(tmp_path)
+    s.max_cached = 3
+    for n, key in enumerate([b"a", b"b", b"c", b"d", b"e"]):
+        s.put(0, key, key.decode() * 2)
+        commit(s, n)
+    assert list(s.cache[0]) == [b"c", b"d", b"e"]  # the oldest went
+    s.put(0, b"f", "ff")
+    s.flush_changelog(lambda *args: None)  # in flight: the next transaction's changes are pending
+    s.put(0, b"c", "cc2")
+    s.persist()
+    assert b"c" in s.cache[0] and len(s.cache[0]) == 3  # changed since the flush: kept
+    assert s.get(0, b"a") == "aa"  # forgotten, read again from RocksDB
+
+
 class Watermarks:
     """A consumer whose `get_watermark_offsets` answers from a script, one answer per call."""
 
