@@ -262,9 +262,11 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         while True:
             with worker.watchers.watch(order_id) as changed:
                 with orders.store.mutex:
-                    state = orders.lookup(order_id)
+                    owned, state = orders.store.lookup_owned(order_id.encode())
                     status = derive_status(state) if state is not None else None
                     view = to_view(state) if state is not None and (wait_for is None or status == wait_for) else None
+                if not owned:
+                    return unavailable(self, f"partition of {order_id!r} is moving to another worker")
                 if wait_for is None or status == wait_for:
                     break
                 if not orders.store.owns(order_id.encode()):
@@ -295,8 +297,10 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         if routed is not LOCAL:
             return routed
         with orders.store.mutex:
-            state = orders.lookup(order_id)
+            owned, state = orders.store.lookup_owned(order_id.encode())
             body = timeline_view(state) if state is not None else None
+        if not owned:
+            return unavailable(self, f"partition of {order_id!r} is moving to another worker")
         if body is None:
             return error(self, 404, f"unknown order {order_id!r}")
         return self.json(iso_times(body))
@@ -320,8 +324,12 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
             return routed
         headers = dict(STALE_HEADER) if routed is STANDBY else None
         with inventory.store.mutex:
-            state = inventory.store.lookup_standby(sku.encode()) if headers else inventory.lookup(sku)
-            if state is None and headers:  # a standby copy may be behind: not a proof of absence
+            if headers:
+                owned, state = True, inventory.store.lookup_standby(sku.encode())
+            else:
+                owned, state = inventory.store.lookup_owned(sku.encode())
+            if state is None and (headers or not owned):  # a standby copy may be behind, a
+                # partition given up meanwhile says nothing: neither proves the SKU absent
                 return unavailable(self, f"partition of {sku!r} is moving to another worker")
             if state is None:
                 return error(self, 404, f"unknown sku {sku!r}")

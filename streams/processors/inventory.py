@@ -120,8 +120,3 @@ class InventoryAgent(BatchAgent):
             METRICS.atp_changes.inc(len(outcome.atp))
         if outcome.changed:
             self.store.put(partition, raw_key, state)
-
-    # ------------------------------------------------------------------ queries
-
-    def lookup(self, sku: str) -> SkuState | None:
-        return self.store.lookup(sku.encode())

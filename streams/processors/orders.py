@@ -291,8 +291,3 @@ class OrderAgent(BatchAgent):
             self.emit(send, None, partition, key, state, emission, before)  # stores the state
             self.kpis.changed(partition, kpi_before, None, state, None, int(time.time() * 1000))
         return True
-
-    # ------------------------------------------------------------------ queries
-
-    def lookup(self, order_id: str) -> OrderState | None:
-        return self.store.lookup(order_id.encode())

@@ -86,6 +86,7 @@ class PartitionedStore(Generic[V]):
         self.mutex = threading.RLock()
         self.dbs: dict[int, Rdict] = {}  # open partitions (active or restoring)
         self.active: set[int] = set()  # partitions this worker processes now
+        self.deactivations = 0  # partitions given up so far (`lookup_owned` notices one mid-read)
         self.standby: set[int] = set()  # partitions kept up to date from the changelog only
         self.standby_current: set[int] = set()  # standbys that reached the changelog's end once
         self.cache: dict[int, dict[bytes, V]] = {}
@@ -111,6 +112,7 @@ class PartitionedStore(Generic[V]):
     def deactivate(self, partition: int) -> None:
         """Stop processing the partition: forget its memory, keep its DB open (a standby)."""
         self.active.discard(partition)
+        self.deactivations += 1
         for held in (self.cache, self.dirty, self._pending, self._last_sent, self._parts):
             held.pop(partition, None)
 
@@ -193,6 +195,20 @@ class PartitionedStore(Generic[V]):
     def lookup(self, key: bytes) -> V | None:
         """For queries from another thread: the key's value if its partition is active here."""
         return self.lookup_at(self.partition_of(key), key)
+
+    def lookup_owned(self, key: bytes) -> tuple[bool, V | None]:
+        """`lookup` that tells "not processed here" apart from "no such key": (False, None) when
+        the key's partition is not active here, or stopped being so during the read (a
+        rebalance on the runtime thread while a query waited for the mutex): then a missing
+        value proves nothing, where a 404 would deny a key that exists."""
+        partition = self.partition_of(key)
+        given_up = self.deactivations
+        if partition not in self.active:
+            return False, None
+        value = self.lookup_at(partition, key)
+        if value is None and (self.deactivations != given_up or partition not in self.active):
+            return False, None
+        return True, value
 
     def lookup_at(self, partition: int, key: bytes) -> V | None:
         """`lookup` for a key stored on an explicit partition (a composite key whose partition

@@ -219,6 +219,27 @@ def test_a_standby_copy_answers_only_once_caught_up_and_while_it_is_one(tmp_path
     assert not s.has_standby(b"a")
 
 
+def test_a_lookup_tells_a_partition_given_up_from_a_missing_key(tmp_path):
+    """A query that waited for the mutex while a rebalance took the partition away (and maybe
+    gave it back) must not answer 404 for a key that exists: the lookup says "not owned"."""
+    s = store(tmp_path)
+    s.restore_batch(0, [(b"a", b"1")], 5)
+    assert s.lookup_owned(b"a") == (True, "1")
+    assert s.lookup_owned(b"zz") == (True, None)  # owned, and no such key
+    read = s.lookup_at
+
+    def given_up_and_back_meanwhile(partition, key):
+        s.deactivate(partition)
+        s.active.add(partition)
+        return None
+
+    s.lookup_at = given_up_and_back_meanwhile
+    assert s.lookup_owned(b"a") == (False, None)
+    s.lookup_at = read
+    s.deactivate(0)
+    assert s.lookup_owned(b"a") == (False, None)
+
+
 def split_store(tmp_path) -> PartitionedStore[dict[str, str]]:
     """Values are dicts: the head is the sorted key list, every item a part."""
 
