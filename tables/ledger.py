@@ -166,7 +166,8 @@ class SkuState:
         """The state as a head (everything but the line records) and one part per line, keyed
         `order_id 0x1F line_id`. A hot SKU's open lines grow with the backlog: in one value
         they outgrew Kafka's 1 MB record limit at 100k orders, and every commit rewrote them
-        all; stored apart, a commit writes the lines that changed (`changed_parts`)."""
+        all; stored apart, a commit writes the lines that changed (`changed_parts`, which
+        counts from this call: taking the parts is the store's, once per flush)."""
         self._changed = {}
         return self._head([]), {_part_key(k): _encode(_line_fields(r)).encode() for k, r in self.lines.items()}
 
