@@ -458,7 +458,9 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
         if routed is not LOCAL:
             return routed
         with cases.store.mutex:
-            found = cases.lookup(key, case_id)
+            owned, found = cases.lookup(key, case_id)
+        if not owned:
+            return unavailable(view, f"the owner of case {case_id!r} is moving to another worker")
         if found is None:
             return error(view, 404, f"unknown case {case_id!r}")
         return key, found
@@ -506,7 +508,7 @@ def register_views(app: faust.App, settings: Settings, worker: Worker) -> None:
                 deadline = time.monotonic() + CASE_ACTION_WAIT
                 while True:
                     with cases.store.mutex:
-                        found = cases.lookup(key, case_id)
+                        _, found = cases.lookup(key, case_id)
                     if found is not None and action_id in found.action_ids:
                         return self.json(iso_times(found.view(int(time.time() * 1000))))
                     remaining = deadline - time.monotonic()

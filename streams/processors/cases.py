@@ -209,8 +209,9 @@ class CaseAgent(BatchAgent):
 
     # ------------------------------------------------------------------ queries (HTTP thread)
 
-    def lookup(self, key: str, case_id: str) -> Case | None:
-        return self.store.lookup_at(self.store.partition_of(key.encode()), store_key(key, case_id))
+    def lookup(self, key: str, case_id: str) -> tuple[bool, Case | None]:
+        """(owned here, the case): `PartitionedStore.lookup_owned` for a case's composite key."""
+        return self.store.lookup_owned(store_key(key, case_id), self.store.partition_of(key.encode()))
 
     def counts(self) -> dict[str, Any]:
         """`{"by_state_severity": {state: {severity: n}}, "indexing": partitions}` of the active

@@ -54,7 +54,8 @@ class InventoryAgent(BatchAgent):
         if settings.align_answers:  # the order agent waits for this agent's progress (OrderAgent)
             self.emits = {self.results_topic: (settings.topic("inventory"), saga.requests_topic(settings))}
         self.store = self.new_store(
-            "inventory", SkuState.from_bytes, SkuState.to_bytes, Split(SkuState.to_parts, SkuState.from_parts, SkuState.changed_parts)
+            "inventory", SkuState.from_bytes, SkuState.to_bytes,
+            Split(SkuState.to_parts, SkuState.from_parts, SkuState.changed_parts),
         )
 
     def process(self, records: Sequence[Any], out: Any) -> None:

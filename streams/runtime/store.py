@@ -194,14 +194,16 @@ class PartitionedStore(Generic[V]):
 
     def lookup(self, key: bytes) -> V | None:
         """For queries from another thread: the key's value if its partition is active here."""
-        return self.lookup_at(self.partition_of(key), key)
+        return self.lookup_owned(key)[1]
 
-    def lookup_owned(self, key: bytes) -> tuple[bool, V | None]:
+    def lookup_owned(self, key: bytes, partition: int | None = None) -> tuple[bool, V | None]:
         """`lookup` that tells "not processed here" apart from "no such key": (False, None) when
         the key's partition is not active here, or stopped being so during the read (a
         rebalance on the runtime thread while a query waited for the mutex): then a missing
-        value proves nothing, where a 404 would deny a key that exists."""
-        partition = self.partition_of(key)
+        value proves nothing, where a 404 would deny a key that exists. `partition`: for a
+        composite key stored on its owner's partition, not its own hash's."""
+        if partition is None:
+            partition = self.partition_of(key)
         given_up = self.deactivations
         if partition not in self.active:
             return False, None
@@ -211,8 +213,7 @@ class PartitionedStore(Generic[V]):
         return True, value
 
     def lookup_at(self, partition: int, key: bytes) -> V | None:
-        """`lookup` for a key stored on an explicit partition (a composite key whose partition
-        is its owner's, not its own hash)."""
+        """The key's value from the cache or RocksDB if `partition` is active here."""
         if partition not in self.active:
             return None
         cache = self.cache.get(partition)
@@ -369,10 +370,10 @@ class PartitionedStore(Generic[V]):
         under load a partition rarely had none, the cache grew past its bound, and a partition
         that did go had all its open orders decoded again. (`python -m scripts.bench state
         --orders 40000 --hold 0` with O2C_STATE_CACHE_ENTRIES=10000: peak RSS 869 -> 779 MiB.)"""
-        excess = sum(map(len, self.cache.values())) - self.max_cached
+        total = sum(map(len, self.cache.values()))
+        excess = total - self.max_cached
         if excess <= 0:
             return
-        total = excess + self.max_cached
         for partition, cache in self.cache.items():
             dirty = self.dirty.get(partition, ())
             parts = self._parts.get(partition)
