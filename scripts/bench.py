@@ -217,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("inventory")
     p.add_argument("--orders", type=int, default=10_000)
     p.add_argument("--runs", type=int, default=3, help="runs of the o2c worker (medians reported)")
+    p = sub.add_parser("scale")
+    p.add_argument("--orders", type=int, default=10_000)
+    p.add_argument("--runs", type=int, default=3, help="alternating runs of each (medians reported)")
+    p.add_argument("--workers", type=int, default=2, help="workers of the group compared with one")
     p = sub.add_parser("inventory-agent")
     p.add_argument("--orders", type=int, default=10_000)
     p = sub.add_parser("allocation-latency")
@@ -259,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         from scripts.bench_inventory import bench_inventory
 
         bench_inventory(args.orders, args.runs)
+    elif args.bench == "scale":
+        from scripts.bench_inventory import bench_scale
+
+        bench_scale(args.orders, args.runs, args.workers)
     elif args.bench == "inventory-agent":
         from scripts.bench_inventory import bench_inventory_agent
 

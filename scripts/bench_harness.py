@@ -15,7 +15,8 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -232,63 +233,76 @@ def measure_worker(
     roles: tuple[str, ...] = ORDER_ROLES,
     after: Callable[[subprocess.Popen, Run], None] | None = None,
     started_hook: Callable[[subprocess.Popen], None] | None = None,
+    peers: Sequence[dict[str, str]] = (),
 ) -> Run:
     """Start a worker subprocess (then `started_hook(process)`), time it by its committed
     offsets of the `roles` topics, run `after(worker process, run)` (still timed:
-    `run.after_s`), stop it (by PID)."""
+    `run.after_s`), stop it (by PID). `peers`: the environments of more workers started with
+    it in the same consumer group (their logs `<label>-2.log`, ...); `run.cpu` is then the CPU
+    of all of them."""
     ends = end_offsets(settings, roles)
     total = sum(ends.values())
     group = env["O2C_APP_ID"]
+    assert all(peer["O2C_APP_ID"] == group for peer in peers), "peers join the same group"
     client = admin(settings)
     log_path = workdir / f"{label}.log"
+    log_paths = [log_path, *(workdir / f"{label}-{n}.log" for n in range(2, len(peers) + 2))]
     run = Run(label, total)
-    with open(log_path, "wb") as log:
+    with ExitStack() as stack:
         started = time.monotonic()
-        proc = subprocess.Popen(
-            argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, preexec_fn=ends_with_parent
-        )
-        try:
-            if started_hook is not None:
-                started_hook(proc)
-            last_change = started
-            previous = -1
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{label} exited with {proc.returncode}; see {log_path}")
-                committed = committed_of(client, group, list(ends))
-                now = time.monotonic()
-                if committed != previous:
-                    last_change, previous = now, committed
-                if committed > 0:
-                    if not run.samples:
-                        run.ready_s = now - started
-                        run.cpu.append(cpu_seconds(proc.pid))
-                        if profiled:
-                            proc.send_signal(PROFILE_START)
-                    run.samples.append((now, committed))
-                    if committed >= total:
-                        run.cpu.append(cpu_seconds(proc.pid))
-                        break
-                if now - last_change > 180:
-                    raise RuntimeError(f"{label}: no committed progress for 180 s; see {log_path}")
-                time.sleep(0.05)
-            if after is not None:
-                after(proc, run)
-                run.after_s = time.monotonic() - run.samples[0][0]
-            if profiled:
-                proc.send_signal(PROFILE_STOP)
-                wait_for_file(Path(f"{env['O2C_BENCH_PROFILE_OUT']}.txt"), proc)
-            if counters:
-                run.counters = o2c_counters(env["O2C_WEB_PORT"])
-        finally:
-            stop(proc)
-    errors = [
-        line
-        for line in log_path.read_text(errors="replace").splitlines()
-        if "[ERROR]" in line or "[CRITICAL]" in line or "Traceback" in line
-    ]
-    if errors:
-        print(f"  warning: {label} logged {len(errors)} error lines, first: {errors[0][:200]} ({log_path})")
+        procs: list[subprocess.Popen] = []
+        for worker_env, path in zip([env, *peers], log_paths):
+            procs.append(subprocess.Popen(
+                argv, env=worker_env, cwd=REPO, stdout=stack.enter_context(open(path, "wb")),
+                stderr=subprocess.STDOUT, preexec_fn=ends_with_parent,
+            ))
+            stack.callback(stop, procs[-1])  # by PID, before its log closes
+        proc = procs[0]
+
+        def cpu() -> float:
+            return sum(cpu_seconds(p.pid) for p in procs)
+
+        if started_hook is not None:
+            started_hook(proc)
+        last_change = started
+        previous = -1
+        while True:
+            for p, path in zip(procs, log_paths):
+                if p.poll() is not None:
+                    raise RuntimeError(f"{label} exited with {p.returncode}; see {path}")
+            committed = committed_of(client, group, list(ends))
+            now = time.monotonic()
+            if committed != previous:
+                last_change, previous = now, committed
+            if committed > 0:
+                if not run.samples:
+                    run.ready_s = now - started
+                    run.cpu.append(cpu())
+                    if profiled:
+                        proc.send_signal(PROFILE_START)
+                run.samples.append((now, committed))
+                if committed >= total:
+                    run.cpu.append(cpu())
+                    break
+            if now - last_change > 180:
+                raise RuntimeError(f"{label}: no committed progress for 180 s; see {log_path}")
+            time.sleep(0.05)
+        if after is not None:
+            after(proc, run)
+            run.after_s = time.monotonic() - run.samples[0][0]
+        if profiled:
+            proc.send_signal(PROFILE_STOP)
+            wait_for_file(Path(f"{env['O2C_BENCH_PROFILE_OUT']}.txt"), proc)
+        if counters:
+            run.counters = o2c_counters(env["O2C_WEB_PORT"])
+    for path in log_paths:
+        errors = [
+            line
+            for line in path.read_text(errors="replace").splitlines()
+            if "[ERROR]" in line or "[CRITICAL]" in line or "Traceback" in line
+        ]
+        if errors:
+            print(f"  warning: {label} logged {len(errors)} error lines, first: {errors[0][:200]} ({path})")
     return run
 
 
@@ -306,15 +320,18 @@ def counter_summary(counters: dict[str, float]) -> str:
     )
 
 
-def quiet(port: str, timeout: float = 300, also: Callable[[], bool] = lambda: True) -> None:
-    """Until the worker's allocation messages sent == received (and `also()`), twice 0.5 s apart."""
+def quiet(port: str | Sequence[str], timeout: float = 300, also: Callable[[], bool] = lambda: True) -> None:
+    """Until the allocation messages sent == received (and `also()`), twice 0.5 s apart; over
+    several workers (a sequence of ports) the sums: one worker's requests may be another's."""
+    ports = [port] if isinstance(port, str) else list(port)
     deadline = time.monotonic() + timeout
     calm = 0
     while calm < 2:
         if time.monotonic() > deadline:
             raise RuntimeError("the allocation loop did not quiet down")
         time.sleep(0.5)
-        sent, received = allocation_counts(port)
+        counts = [allocation_counts(p) for p in ports]
+        sent, received = sum(c[0] for c in counts), sum(c[1] for c in counts)
         calm = calm + 1 if sent == received and also() else 0
 
 

@@ -167,6 +167,60 @@ def bench_inventory(orders: int, runs: int = 3) -> None:
     delete_topics_of(settings)
 
 
+def bench_scale(orders: int, runs: int = 3, workers: int = 2) -> None:
+    """One worker against `workers` workers in one consumer group on this machine, over the
+    same whole-pipeline backlog, alternating (issue 14 point 3: the pipeline scales with
+    processes, since one Python process uses one core). Each run starts with a fresh group
+    and state; timed like `inventory`, from the first commit."""
+    settings = isolated_settings()
+    workdir = BENCH_DIR / settings.topic_prefix.rstrip(".")
+    workdir.mkdir(parents=True, exist_ok=True)
+    counts = preproduce_all(settings, orders)
+    total = sum(counts.values())
+    argv = [sys.executable, "-m", "streams.cli", "worker"]
+    results: dict[int, list[tuple[Run, float]]] = {1: [], workers: []}
+    for run in range(1, runs + 1):
+        for n in (1, workers):
+            group = f"{settings.app_id}-w{n}-{run}"
+            envs = [
+                worker_env(settings, group, workdir / f"data-{group}-{i}", "exactly_once")
+                for i in range(n)
+            ]
+            ports = [e["O2C_WEB_PORT"] for e in envs]
+            measured = measure_worker(
+                settings, f"{group}", argv, envs[0], workdir, roles=INPUT_ROLES,
+                after=lambda _proc, _run, ports=ports: quiet(ports), peers=envs[1:],
+            )
+            results[n].append((measured, total / measured.after_s))
+            print(
+                f"  run {run}, {n} worker{'s' if n > 1 else ''}: {measured.rate:,.0f} input events/s until"
+                f" committed, {total / measured.after_s:,.0f} until quiet; CPU {measured.cpu_share:.0%} of a core"
+                f" (all workers), first commit {measured.ready_s:.1f} s after start"
+            )
+    median = statistics.median
+    one, many = results[1], results[workers]
+    print(f"$ python -m scripts.bench scale --orders {orders} --runs {runs} --workers {workers}")
+    print(
+        f"  input: {total:,} simulated events on {settings.partitions} partitions, exactly-once;"
+        f" each run a fresh group, workers started together"
+    )
+    for n, rows in ((1, one), (workers, many)):
+        print(
+            f"  {n} worker{'s' if n > 1 else ''}, median of {runs}: {median(r.rate for r, _ in rows):,.0f} input"
+            f" events/s until committed, {median(q for _, q in rows):,.0f} until quiet;"
+            f" CPU {median(r.cpu_share for r, _ in rows):.0%} of a core"
+        )
+    print(
+        f"  {workers} workers / 1 worker: {median(r.rate for r, _ in many) / median(r.rate for r, _ in one):.2f}"
+        f" until committed, {median(q for _, q in many) / median(q for _, q in one):.2f} until quiet"
+        f" (goal >= 1.6 for two)"
+    )
+    print(f"  worker logs: {workdir}")
+    for sub in workdir.glob("data-*"):
+        shutil.rmtree(sub, ignore_errors=True)
+    delete_topics_of(settings)
+
+
 def preproduce_inventory_path(settings, requests: str, orders: int, seed: int = 7) -> dict[str, int]:
     """Ledger events of the simulation, and the allocation messages its order events make the
     order model send (the order agent's output to the `requests` topic), produced raw."""

@@ -156,6 +156,7 @@ def build_runtime(settings: Settings, processors: list[Any], on_fatal: Any) -> R
         standby_partitions=settings.partitions if settings.standby_replicas > 0 else 0,
         max_task_idle=settings.max_task_idle,
         alignment_horizon=settings.alignment_horizon,
+        buffered_records=settings.buffered_records_per_partition,
     )
 
 

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         "buffered and none on the broker (a quiet source) before it processes the others' later "
         "records (Kafka Streams' max.task.idle.ms). 0: wait only for records known to exist."
     )
+    buffered_records_per_partition: int = Field(
+        5_000, ge=10, description="Records an agent buffers per input partition before fetching it "
+        "pauses (until a fifth is left): the event-time merge picks among the buffered heads (Kafka "
+        "Streams' buffered.records.per.partition)."
+    )
     alignment_horizon: float = Field(
         5.0, ge=0, description="An agent reading what another agent sends (the allocation saga) waits "
         "until that agent's progress in business time is past the record it would process next, so "

@@ -30,3 +30,9 @@ class QueueConsumer:
 
     def pause(self, partitions) -> None:
         self.paused.extend((tp.topic, tp.partition) for tp in partitions)
+
+    def resume(self, partitions) -> None:
+        """Like librdkafka, only this clears a pause: giving a partition up and getting it back
+        in a rebalance does not."""
+        for tp in partitions:
+            self.paused.remove((tp.topic, tp.partition))

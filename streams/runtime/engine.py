@@ -51,12 +51,10 @@ from streams.runtime.store import PartitionedStore
 
 log = logging.getLogger("o2c.runtime")
 
-_PAUSE_AT = 5_000  # records buffered per input partition before its fetching pauses
 _MAX_HELD_SENDS = 20_000
 """Records processing may send while a commit is in flight before it waits for that commit."""
 _SWITCH_INTERVAL = 0.001  # seconds: sys.setswitchinterval of the worker process (see _setup)
 _SLOW_COMMIT = 2.0  # seconds: a commit this long is logged
-_RESUME_AT = 1_000
 _MAX_INTAKE = 20_000  # records a step takes from the consumer at most (see _take_in)
 _STALL_WARNING = 5.0  # seconds a task waits for a silent input partition before it goes on (logged)
 
@@ -537,11 +535,14 @@ class Runtime:
         standby_partitions: int = 0,
         max_task_idle: float = 0.0,
         alignment_horizon: float = 5.0,
+        buffered_records: int = 5_000,
     ) -> None:
         """`standby_partitions`: the stores' partition count, to keep standby copies of every
         partition this worker does not process (0: no standbys). `max_task_idle`: see `Task`.
         `alignment_horizon`: records whose business time is less than this many seconds old are
-        processed without waiting for the senders of internal topics (`Task.horizon`)."""
+        processed without waiting for the senders of internal topics (`Task.horizon`).
+        `buffered_records`: records buffered per input partition before fetching it pauses
+        (resumed once a fifth is left)."""
         self.processors = list(processors)
         self.standby_partitions = standby_partitions
         self.standby_consumer: Consumer | None = None
@@ -568,6 +569,8 @@ class Runtime:
         self.timestamps: list[int] = []  # produce times of this transaction's inputs (latency metric)
         self._partitions: dict[str, int] = {}  # internal topic -> partition count
         self.paused: set[tuple[str, int]] = set()
+        self.pause_at = buffered_records
+        self.resume_at = max(1, buffered_records // 5)
         self.assignment: set[tuple[str, int]] = set()
         self.generation = 0  # assignments seen (routing caches key on it)
         self.rebalancing = True  # until the first assignment is restored
@@ -732,7 +735,7 @@ class Runtime:
         sat behind them was waited for by its task for seconds, then skipped against the
         event-time order (a different outcome per run: issue 13). Drained each step, the queue
         stays short and the backlog waits in the tasks' per-partition buffers instead, bounded by
-        pausing a partition at `_PAUSE_AT`."""
+        pausing a partition at `pause_at` (O2C_BUFFERED_RECORDS_PER_PARTITION)."""
         assert self.consumer is not None
         if self._backlogged:  # the last step left records it could process: no waiting
             msgs = self.consumer.consume(1000, 0)
@@ -779,7 +782,7 @@ class Runtime:
             touched.add(tp)
         for tp in touched:
             task = task_of[tp]
-            if task.buffered(tp[0]) >= _PAUSE_AT and tp not in self.paused:
+            if task.buffered(tp[0]) >= self.pause_at and tp not in self.paused:
                 self.consumer.pause([TopicPartition(*tp)])  # type: ignore[union-attr]
                 self.paused.add(tp)
 
@@ -809,13 +812,9 @@ class Runtime:
             self.timestamps.extend(record.produced for record in records)
             total += len(records)
         if self.paused:
-            for tp in list(self.paused):
-                found = self.task_of.get(tp)
-                if found is None:
-                    self.paused.discard(tp)
-                elif found.buffered(tp[0]) <= _RESUME_AT:
-                    self.consumer.resume([TopicPartition(*tp)])  # type: ignore[union-attr]
-                    self.paused.discard(tp)
+            drained = {tp for tp in self.paused if tp not in self.task_of or self.task_of[tp].buffered(tp[0]) <= self.resume_at}
+            if drained:
+                self._resume_paused(drained)
         return total
 
     def _commit_can_begin(self) -> bool:
@@ -1030,13 +1029,13 @@ class Runtime:
         log.info("assignment ready in %.2f s", time.monotonic() - started)
 
     def _close_tasks(self, tps: set[tuple[str, int]]) -> None:
+        self._resume_paused(tps)
         by_processor: dict[str, set[int]] = {}
         for tp in tps:
             processor = self.processor_of.get(tp[0])
             if processor is not None:
                 by_processor.setdefault(processor.name, set()).add(tp[1])
             self.task_of.pop(tp, None)
-            self.paused.discard(tp)
         self.assignment -= tps
         for processor in self.processors:
             partitions = by_processor.get(processor.name)
@@ -1052,6 +1051,21 @@ class Runtime:
                         store.standby_current.add(partition)
                     else:
                         store.close(partition)
+
+    def _resume_paused(self, tps: set[tuple[str, int]]) -> None:
+        """Resume the partitions this worker paused (`_buffer`) among those it gives up.
+        librdkafka keeps a partition's pause across revocation and reassignment: a partition
+        paused when a rebalance took it and gave it back was never fetched again, since its new
+        task had not paused it. Its task waited for it, then went on without it, and the tasks
+        waiting for that task's frontier stopped: two workers starting on a backlog stalled
+        for good (`python -m scripts.bench scale`)."""
+        paused = sorted(self.paused & tps)
+        self.paused.difference_update(paused)
+        if paused and self.consumer is not None:
+            try:
+                self.consumer.resume([TopicPartition(*tp) for tp in paused])
+            except KafkaException as exc:  # not known to the consumer any more: nothing kept
+                log.warning("could not resume %s: %s", _names(set(paused)), exc)
 
     def _open_tasks(self, tps: set[tuple[str, int]], *, rewind: bool) -> None:
         assert self.consumer is not None

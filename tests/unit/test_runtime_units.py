@@ -105,12 +105,32 @@ def test_a_step_takes_in_a_partition_queued_behind_a_deep_backlog_of_another():
     runtime._take_in(now=0.0)
     assert consumer.queue == []
     assert t.buffered("orders") == 12_000 and t.buffered("shipments") == 1
-    assert consumer.paused == [("orders", 0)]  # over _PAUSE_AT: fetching it stops until drained
+    assert consumer.paused == [("orders", 0)]  # over pause_at (5,000 by default): fetching it stops until drained
     t.end_of("shipments")
     assert [r.timestamp for r in t.take(3, now=0.0)] == [5, 1_000, 1_001]  # business order across both
     consumer.queue = [Msg("orders", 12_000 + offset, 0) for offset in range(engine._MAX_INTAKE + 5)]
     runtime._take_in(now=0.0)
     assert len(consumer.queue) == 5  # a step takes in at most _MAX_INTAKE: processing goes on
+
+
+def test_a_partition_paused_when_a_rebalance_takes_it_is_resumed():
+    """librdkafka keeps a pause across revocation and reassignment (checked against the broker:
+    a consumer whose paused partitions were revoked and assigned back received nothing more).
+    The runtime forgot its pauses with the tasks, so a partition it got back was never fetched
+    again: two workers starting on a backlog stalled for good (`python -m scripts.bench scale`)."""
+    processor = SimpleNamespace(name="p", event_time=lambda record: record.timestamp)
+    t = Task(processor, 0, ["orders", "shipments"])
+    consumer = QueueConsumer([Msg("orders", offset, offset) for offset in range(120)])
+    runtime = Runtime(
+        [], consumer_config={}, producer_config={}, restore_config={}, exactly_once=True,
+        commit_interval=0.025, batch_size=1000, on_fatal=print, buffered_records=100,
+    )
+    runtime.consumer = consumer
+    runtime.task_of = {("orders", 0): t, ("shipments", 0): t}
+    runtime._take_in(now=0.0)
+    assert consumer.paused == [("orders", 0)]
+    runtime._close_tasks({("orders", 0), ("shipments", 0)})  # a rebalance revokes them
+    assert consumer.paused == [] and runtime.paused == set()
 
 
 def test_internal_records_are_ordered_by_their_cause():
