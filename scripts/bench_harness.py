@@ -320,18 +320,15 @@ def counter_summary(counters: dict[str, float]) -> str:
     )
 
 
-def quiet(port: str | Sequence[str], timeout: float = 300, also: Callable[[], bool] = lambda: True) -> None:
-    """Until the allocation messages sent == received (and `also()`), twice 0.5 s apart; over
-    several workers (a sequence of ports) the sums: one worker's requests may be another's."""
-    ports = [port] if isinstance(port, str) else list(port)
+def quiet(port: str, timeout: float = 300, also: Callable[[], bool] = lambda: True) -> None:
+    """Until the worker's allocation messages sent == received (and `also()`), twice 0.5 s apart."""
     deadline = time.monotonic() + timeout
     calm = 0
     while calm < 2:
         if time.monotonic() > deadline:
             raise RuntimeError("the allocation loop did not quiet down")
         time.sleep(0.5)
-        counts = [allocation_counts(p) for p in ports]
-        sent, received = sum(c[0] for c in counts), sum(c[1] for c in counts)
+        sent, received = allocation_counts(port)
         calm = calm + 1 if sent == received and also() else 0
 
 

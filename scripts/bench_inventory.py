@@ -50,9 +50,10 @@ from scripts.bench_harness import (
     stop,
     worker_env,
 )
+from scripts.exceptions_report import pending_internal
 from streams.contracts.codec import Codec
 from streams.contracts.flat import key_of, to_record
-from streams.contracts.roles import INPUT_ROLES
+from streams.contracts.roles import INPUT_ROLES, INTERNAL_TOPICS
 from streams.runtime.topics import create_topics, producer_config
 from streams.simulator.simulate import SimulationConfig, generate
 
@@ -167,6 +168,20 @@ def bench_inventory(orders: int, runs: int = 3) -> None:
     delete_topics_of(settings)
 
 
+def saga_settled(settings, group: str, timeout: float = 300) -> None:
+    """Until nothing is left on the allocation saga's topics beyond the group's committed
+    offsets, twice in a row. (Not the workers' sent/received counters: those are per process,
+    and a message read again after a rebalance is counted received twice.)"""
+    topics = [settings.internal_topic(name) for name in INTERNAL_TOPICS]
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while calm < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the allocation loop did not quiet down")
+        time.sleep(0.25)
+        calm = calm + 1 if pending_internal(settings, group, topics) == 0 else 0
+
+
 def bench_scale(orders: int, runs: int = 3, workers: int = 2) -> None:
     """One worker against `workers` workers in one consumer group on this machine, over the
     same whole-pipeline backlog, alternating (issue 14 point 3: the pipeline scales with
@@ -186,10 +201,9 @@ def bench_scale(orders: int, runs: int = 3, workers: int = 2) -> None:
                 worker_env(settings, group, workdir / f"data-{group}-{i}", "exactly_once")
                 for i in range(n)
             ]
-            ports = [e["O2C_WEB_PORT"] for e in envs]
             measured = measure_worker(
                 settings, f"{group}", argv, envs[0], workdir, roles=INPUT_ROLES,
-                after=lambda _proc, _run, ports=ports: quiet(ports), peers=envs[1:],
+                after=lambda _proc, _run, group=group: saga_settled(settings, group), peers=envs[1:],
             )
             results[n].append((measured, total / measured.after_s))
             print(

@@ -91,7 +91,15 @@ def outcome(settings) -> dict:
     return {"statuses": statuses, "exceptions": exceptions, "atp": atp}
 
 
-def run(bootstrap: str, tmp: Path, name: str, worker_envs: list[dict[str, str]], align_answers: bool = True) -> dict:
+STALLED = "(no record, no end of partition)"  # a task's wait for a partition that fetches nothing
+
+
+def run(
+    bootstrap: str, tmp: Path, name: str, worker_envs: list[dict[str, str]], align_answers: bool = True,
+    join_late: bool = False,
+) -> dict:
+    """`join_late`: the workers after the first join once it has taken in a quarter of the
+    backlog (a rebalance while its buffers are full and its fetching paused)."""
     env = make_env(bootstrap, tmp / name, partitions=PARTITIONS)
     factory = WorkerFactory(env.env, env.tmp)
     try:
@@ -101,14 +109,25 @@ def run(bootstrap: str, tmp: Path, name: str, worker_envs: list[dict[str, str]],
         settings = {**WORKER_SETTINGS, "O2C_SLA_POLICY_PATH": str(policy)}
         if not align_answers:
             settings["O2C_ALIGN_ANSWERS"] = "false"
-        workers = [factory(f"{name}-{i}", **settings, **extra).start() for i, extra in enumerate(worker_envs)]
-        for worker in workers:
+        workers = [factory(f"{name}-{i}", **settings, **extra) for i, extra in enumerate(worker_envs)]
+        first, others = (workers[:1], workers[1:]) if join_late else (workers, [])
+        for worker in first:
+            worker.start()
+        for worker in first:
             worker.wait_ready()
+        if others:
+            deadline = time.monotonic() + 120
+            while taken_in(first[0]) < inputs / 4:
+                assert time.monotonic() < deadline, first[0].log_tail(30)
+                time.sleep(0.2)
+            for worker in others:
+                worker.start().wait_ready()
         settle(env.settings, workers, inputs)
         result = outcome(env.settings)
         result["inputs"] = inputs
         for worker in workers:
             assert worker.errors() == [], worker.log_tail()
+        result["stalls"] = [line for w in workers for line in w.log_path.read_text().splitlines() if STALLED in line]
         return result
     finally:
         factory.stop_all()
@@ -140,3 +159,22 @@ def test_by_default_a_backlog_raises_the_same_exceptions_and_atp_however_it_is_b
     assert default["inputs"] > 10_000 and sum(default["exceptions"].values()) > 0 and len(default["atp"]) > 50
     assert small["exceptions"] == default["exceptions"]
     assert small["atp"] == default["atp"]
+
+
+def test_a_worker_joining_a_busy_one_mid_backlog_changes_neither_the_progress_nor_the_outcome(
+    bootstrap_servers, tmp_path
+):
+    """A second worker joins while the first catches up with its buffers full (100 records per
+    partition: fetching paused), so the rebalance takes paused partitions and gives some back.
+    librdkafka keeps a pause across that; the runtime had forgotten its own, so the partitions it
+    got back were never fetched again: both workers stalled for good (settle timed out). Now the
+    backlog completes without a task waiting on a partition that fetches nothing, with the
+    exceptions and final ATP of one worker alone."""
+    alone = run(bootstrap_servers, tmp_path, "alone", [{}], align_answers=False)
+    small = {"O2C_BUFFERED_RECORDS_PER_PARTITION": "100"}
+    joined = run(bootstrap_servers, tmp_path, "joined", [small, small], align_answers=False, join_late=True)
+
+    assert joined["stalls"] == []
+    assert sum(alone["exceptions"].values()) > 0 and len(alone["atp"]) > 50
+    assert joined["exceptions"] == alone["exceptions"]
+    assert joined["atp"] == alone["atp"]
