@@ -325,6 +325,15 @@ class Task:
         lanes = self.internal_lanes.get(topic)
         return sum(len(lane.queue) for lane in lanes) if lanes is not None else len(self.source_lane[topic].queue)
 
+    def starved(self, topic: str) -> bool:
+        """An internal input partition with a sender's lane empty and still waited for. Its
+        fetching must not pause however much the other senders' lanes hold: only reading on
+        brings that sender's next record or frontier, and the others' records cannot be taken
+        past it. (Paused at the partition's total, the inventory tasks waited for a frontier
+        that could not arrive until the stall limit, then went on out of business-time order.)"""
+        lanes = self.internal_lanes.get(topic)
+        return lanes is not None and any(not lane.queue and not lane.silent for lane in lanes)
+
     def _markers(self, lane: Lane) -> None:
         queue = lane.queue
         while queue and queue[0].frontier is not None:
@@ -782,7 +791,7 @@ class Runtime:
             touched.add(tp)
         for tp in touched:
             task = task_of[tp]
-            if task.buffered(tp[0]) >= self.pause_at and tp not in self.paused:
+            if task.buffered(tp[0]) >= self.pause_at and tp not in self.paused and not task.starved(tp[0]):
                 self.consumer.pause([TopicPartition(*tp)])  # type: ignore[union-attr]
                 self.paused.add(tp)
 
@@ -812,7 +821,11 @@ class Runtime:
             self.timestamps.extend(record.produced for record in records)
             total += len(records)
         if self.paused:
-            drained = {tp for tp in self.paused if tp not in self.task_of or self.task_of[tp].buffered(tp[0]) <= self.resume_at}
+            drained = {
+                tp for tp in self.paused
+                if tp not in self.task_of or self.task_of[tp].buffered(tp[0]) <= self.resume_at
+                or self.task_of[tp].starved(tp[0])
+            }
             if drained:
                 self._resume_paused(drained)
         return total

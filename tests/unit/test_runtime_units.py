@@ -133,6 +133,37 @@ def test_a_partition_paused_when_a_rebalance_takes_it_is_resumed():
     assert consumer.paused == [] and runtime.paused == set()
 
 
+def test_an_internal_partition_waiting_on_one_senders_lane_keeps_fetching():
+    """The requests partition carries one lane per sending task. Paused at its total, with
+    sender 1's lane empty and its frontier behind the others' records, the task could neither
+    take those records nor fetch what would unblock them: it waited until the stall limit and
+    went on out of business-time order (a different outcome with a smaller buffer, issue 13).
+    A partition with a starved lane is not paused, and a paused one is resumed once starved."""
+    processor = SimpleNamespace(name="inventory", event_time=lambda record: record.timestamp)
+    t = Task(processor, 0, ["inventory", "requests"], senders={"requests": 2})
+    from_sender_0 = [Msg("requests", offset, 0, [(CAUSE_TIME, str(100 + offset).encode()), (CAUSE_TASK, b"0")])
+                     for offset in range(150)]
+    consumer = QueueConsumer(from_sender_0)
+    runtime = Runtime(
+        [], consumer_config={}, producer_config={}, restore_config={}, exactly_once=True,
+        commit_interval=0.025, batch_size=1000, on_fatal=print, buffered_records=100,
+    )
+    runtime.consumer = consumer
+    runtime.task_of = {("inventory", 0): t, ("requests", 0): t}
+    runtime.tasks = {("inventory", 0): t}
+    t.end_of("inventory")
+    runtime._take_in(now=0.0)
+    assert t.buffered("requests") == 150 and not t.ready(now=0.0)  # sender 1 may send earlier
+    assert consumer.paused == []  # over the bound, but only reading on can bring sender 1's frontier
+    t.internal_lanes["requests"][1].queue.append(Record(Msg("requests", 150, 0, [(CAUSE_TIME, b"500"), (CAUSE_TASK, b"1")])))
+    runtime._buffer([Msg("requests", 151, 0, [(CAUSE_TIME, b"600"), (CAUSE_TASK, b"1")])])
+    assert consumer.paused == [("requests", 0)]  # every lane has something: the bound holds
+    t.internal_lanes["requests"][1].queue.clear()  # sender 1's records were taken: starved again
+    runtime.out = SimpleNamespace()
+    assert runtime._process() == 0  # nothing can be taken; the check at its end resumes
+    assert consumer.paused == []
+
+
 def test_internal_records_are_ordered_by_their_cause():
     record = Record(Msg("results", 0, 999_999, [(CAUSE_TIME, b"15")]))
     assert record.timestamp == 15
