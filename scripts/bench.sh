@@ -22,6 +22,9 @@ $PY -m scripts.bench sinks
 # naive agent over them; the inventory agent alone (on the runtime, without the order agent);
 # OrderAccepted -> ALLOCATED over HTTP at the default (0.025 s) and the former default (0.1 s) commit interval.
 $PY -m scripts.bench inventory --orders "${BENCH_INVENTORY_ORDERS:-10000}"
+# One worker against two in one group on this machine, alternating runs over the same backlog
+# (issue 14 point 3: the pipeline scales with processes).
+$PY -m scripts.bench scale --orders "${BENCH_SCALE_ORDERS:-10000}" --runs 3
 $PY -m scripts.bench inventory-agent --orders "${BENCH_INVENTORY_ORDERS_ALONE:-30000}"
 $PY -m scripts.bench allocation-latency --orders "${BENCH_LATENCY_ORDERS:-1000}" --commit-interval 0.025 --commit-interval 0.1
 # Live: one worker (defaults) under paced simulated traffic at 1,000 events/s and at half its backlog
