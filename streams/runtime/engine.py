@@ -1066,10 +1066,10 @@ class Runtime:
                         store.close(partition)
 
     def _resume_paused(self, tps: set[tuple[str, int]]) -> None:
-        """Resume the partitions this worker paused (`_buffer`) among those it gives up.
-        librdkafka keeps a partition's pause across revocation and reassignment: a partition
-        paused when a rebalance took it and gave it back was never fetched again, since its new
-        task had not paused it. Its task waited for it, then went on without it, and the tasks
+        """Resume those of `tps` this worker paused (`_buffer`): drained, starved, or given up.
+        Given up too, since librdkafka keeps a partition's pause across revocation and
+        reassignment: a partition paused when a rebalance took it and gave it back was never
+        fetched again, since its new task had not paused it. Its task waited for it, then went on without it, and the tasks
         waiting for that task's frontier stopped: two workers starting on a backlog stalled
         for good (`python -m scripts.bench scale`)."""
         paused = sorted(self.paused & tps)
