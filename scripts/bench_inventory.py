@@ -202,7 +202,7 @@ def bench_scale(orders: int, runs: int = 3, workers: int = 2) -> None:
                 for i in range(n)
             ]
             measured = measure_worker(
-                settings, f"{group}", argv, envs[0], workdir, roles=INPUT_ROLES,
+                settings, group, argv, envs[0], workdir, roles=INPUT_ROLES,
                 after=lambda _proc, _run, group=group: saga_settled(settings, group), peers=envs[1:],
             )
             results[n].append((measured, total / measured.after_s))
