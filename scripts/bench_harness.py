@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -322,14 +323,30 @@ def counter_summary(counters: dict[str, float]) -> str:
 
 def quiet(port: str, timeout: float = 300, also: Callable[[], bool] = lambda: True) -> None:
     """Until the worker's allocation messages sent == received (and `also()`), twice 0.5 s apart."""
+
+    def calm() -> bool:
+        sent, received = allocation_counts(port)
+        return sent == received and also()
+
+    until_twice(calm, timeout, 0.5)
+
+
+def until_twice(check: Callable[[], bool], timeout: float = 300, interval: float = 0.5) -> None:
+    """Until `check()` holds twice in a row, `interval` apart (the allocation loop is quiet)."""
     deadline = time.monotonic() + timeout
     calm = 0
     while calm < 2:
         if time.monotonic() > deadline:
             raise RuntimeError("the allocation loop did not quiet down")
-        time.sleep(0.5)
-        sent, received = allocation_counts(port)
-        calm = calm + 1 if sent == received and also() else 0
+        time.sleep(interval)
+        calm = calm + 1 if check() else 0
+
+
+def clean_up(settings, workdir: Path) -> None:
+    """A benchmark's workers' data dirs and its topics."""
+    for sub in workdir.glob("data-*"):
+        shutil.rmtree(sub, ignore_errors=True)
+    delete_topics_of(settings)
 
 
 def allocation_counts(port: str) -> tuple[float, float]:

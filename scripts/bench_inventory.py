@@ -38,6 +38,7 @@ from scripts.bench_harness import (
     BENCH_DIR,
     REPO,
     Run,
+    clean_up,
     delete_topics_of,
     isolated_settings,
     measure_worker,
@@ -48,6 +49,7 @@ from scripts.bench_harness import (
     raw_produce,
     scrape,
     stop,
+    until_twice,
     worker_env,
 )
 from scripts.exceptions_report import pending_internal
@@ -163,23 +165,15 @@ def bench_inventory(orders: int, runs: int = 3) -> None:
         )
     )
     print(f"  worker logs: {workdir}")
-    for sub in workdir.glob("data-*"):
-        shutil.rmtree(sub, ignore_errors=True)
-    delete_topics_of(settings)
+    clean_up(settings, workdir)
 
 
-def saga_settled(settings, group: str, timeout: float = 300) -> None:
+def saga_settled(settings, group: str) -> None:
     """Until nothing is left on the allocation saga's topics beyond the group's committed
     offsets, twice in a row. (Not the workers' sent/received counters: those are per process,
     and a message read again after a rebalance is counted received twice.)"""
     topics = [settings.internal_topic(name) for name in INTERNAL_TOPICS]
-    deadline = time.monotonic() + timeout
-    calm = 0
-    while calm < 2:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the allocation loop did not quiet down")
-        time.sleep(0.25)
-        calm = calm + 1 if pending_internal(settings, group, topics) == 0 else 0
+    until_twice(lambda: pending_internal(settings, group, topics) == 0, interval=0.25)
 
 
 def bench_scale(orders: int, runs: int = 3, workers: int = 2) -> None:
@@ -230,9 +224,7 @@ def bench_scale(orders: int, runs: int = 3, workers: int = 2) -> None:
         f" (goal >= 1.6 for two)"
     )
     print(f"  worker logs: {workdir}")
-    for sub in workdir.glob("data-*"):
-        shutil.rmtree(sub, ignore_errors=True)
-    delete_topics_of(settings)
+    clean_up(settings, workdir)
 
 
 def preproduce_inventory_path(settings, requests: str, orders: int, seed: int = 7) -> dict[str, int]:
@@ -298,9 +290,7 @@ def bench_inventory_agent(orders: int) -> None:
         f" ({agent.seconds:.1f} s; worker CPU {agent.cpu_share:.0%} of a core)"
     )
     print(f"  ratio inventory agent / baseline: {agent.rate / naive.rate:.2f}")
-    for sub in workdir.glob("data-*"):
-        shutil.rmtree(sub, ignore_errors=True)
-    delete_topics_of(settings)
+    clean_up(settings, workdir)
 
 
 # --------------------------------------------------------------------------- latency
