@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("state")
     p.add_argument("--orders", type=int, default=20_000, help="orders processed by the worker")
     p.add_argument("--hold", type=int, default=1_000_000, help="orders in the changelog for the restarts")
+    p.add_argument("--runs", type=int, default=1, help="clean restarts and full restores, each (medians)")
     p.add_argument(
         "--broker-dir", type=Path, default=None,
         help="the broker's log dir, for changelog bytes on disk (default: $KAFKA_STATE_DIR/data)",
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         broker_dir = args.broker_dir
         if broker_dir is None and os.environ.get("KAFKA_STATE_DIR"):
             broker_dir = Path(os.environ["KAFKA_STATE_DIR"]) / "data"
-        bench_state(args.orders, args.hold, broker_dir)
+        bench_state(args.orders, args.hold, broker_dir, args.runs)
     elif args.bench == "sinks":
         from scripts.bench_sinks import bench_sinks
 

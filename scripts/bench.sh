@@ -33,6 +33,7 @@ $PY -m scripts.bench allocation-latency --orders "${BENCH_LATENCY_ORDERS:-1000}"
 $PY -m scripts.bench live --seconds "${BENCH_LIVE_SECONDS:-20}" --backlog-orders "${BENCH_LIVE_BACKLOG_ORDERS:-5000}"
 # A catch-up of ~190k input events while 16 HTTP clients query the worker: rate, HTTP latency, and
 # that no commit comes near the transaction timeout (none aborted).
+$PY -m scripts.bench state --orders "${BENCH_STATE_ORDERS:-20000}" --hold "${BENCH_STATE_HOLD:-1000000}" --runs 3
 $PY -m scripts.bench catchup --orders "${BENCH_CATCHUP_ORDERS:-20000}" --http-clients 16
 # One SLA check with 200k open orders: nothing due, and 1,000 due, vs scanning every order (no broker).
 $PY -m scripts.bench_sla --orders 200000 --due 1000

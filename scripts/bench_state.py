@@ -14,13 +14,16 @@ orders it holds grow, and how long does it take to come back?
 5. **Full restore.** Local state deleted, start: seconds to `/ready` and changelog records/s
    (goal >= 50k records/s), and the memory of a fresh process holding every order.
 
-    python -m scripts.bench state --orders 20000 --hold 1000000
+Steps 4 and 5 run `--runs` times (alternating), with their medians at the end.
+
+    python -m scripts.bench state --orders 20000 --hold 1000000 --runs 3
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -269,7 +272,7 @@ def log_figures(log_path: Path) -> tuple[int, float, str]:
     return sum(n for n, _ in restored), sum(s for _, s in restored), index or "SLA index current"
 
 
-def bench_state(orders: int, hold: int, broker_dir: Path | None) -> None:
+def bench_state(orders: int, hold: int, broker_dir: Path | None, runs: int = 1) -> None:
     settings = isolated_settings()
     workdir = BENCH_DIR / settings.topic_prefix.rstrip(".")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -277,7 +280,7 @@ def bench_state(orders: int, hold: int, broker_dir: Path | None) -> None:
     env = worker_env(settings, settings.app_id, data, "exactly_once")
     port = env["O2C_WEB_PORT"]
     changelog = settings.internal_topic("orders-changelog")
-    print(f"$ python -m scripts.bench state --orders {orders} --hold {hold}")
+    print(f"$ python -m scripts.bench state --orders {orders} --hold {hold} --runs {runs}")
     try:
         counts = preproduce_all(settings, orders)
         total = sum(counts.values())
@@ -285,9 +288,11 @@ def bench_state(orders: int, hold: int, broker_dir: Path | None) -> None:
         after_rss: list[float] = []
 
         timings: list[str] = []
+        quiet_s: list[float] = []  # first commit -> the allocation loop quiet (before the queries)
 
-        def settle(proc: subprocess.Popen, _run: Run) -> None:
+        def settle(proc: subprocess.Popen, run: Run) -> None:
             quiet(port)
+            quiet_s.append(time.monotonic() - run.samples[0][0])
             after_rss.append(rss_mb(proc.pid))
             timings.extend(query_times(port, orders))
             timings.extend(console_times(port, f"SO-7-{orders // 2:06d}", "SKU-0001"))
@@ -301,7 +306,7 @@ def bench_state(orders: int, hold: int, broker_dir: Path | None) -> None:
         quarter = max(1, len(rss) // 4)
         print(
             f"  grow: {total:,} input events of {orders:,} orders, one worker, exactly-once:"
-            f" {total / grow.after_s:,.0f} input events/s until the allocation loop was quiet"
+            f" {total / quiet_s[0]:,.0f} input events/s until the allocation loop was quiet"
             f" ({grow.rate:,.0f} until committed); by fifth of the input:"
             f" {' / '.join(f'{r:,.0f}' for r in fifths(grow))} events/s"
         )
@@ -333,19 +338,31 @@ def bench_state(orders: int, hold: int, broker_dir: Path | None) -> None:
             print(f"  hold: {produced:,} copies produced to the changelog in {time.monotonic() - started:.0f} s"
                   f" ({hold:,} orders held)")
         del latest
-        for label, wipe in (("catch-up", False), ("clean-restart", False), ("full-restore", True)):
+        phases = [("catch-up", False)] + [("clean-restart", False), ("full-restore", True)] * runs
+        ready: dict[str, list[float]] = {}
+        rates: dict[str, list[float]] = {}
+        for n, (label, wipe) in enumerate(phases):
             if wipe:
                 shutil.rmtree(data, ignore_errors=True)
-            proc, ready_s, log_path = start_until_ready(label, env, workdir)
+            proc, ready_s, log_path = start_until_ready(f"{label}-{n}", env, workdir)
             resident = rss_mb(proc.pid)
             listing = cases_listing_after(port)
             stop(proc)
             restored, restore_s, index = log_figures(log_path)
             rate = f" = {restored / restore_s:,.0f} records/s" if restore_s else ""
+            ready.setdefault(label, []).append(ready_s)
+            if restore_s:
+                rates.setdefault(label, []).append(restored / restore_s)
             print(
                 f"  {label}: ready {ready_s:.1f} s after start; {restored:,} changelog records restored in"
                 f" {restore_s:.1f} s{rate}; {index}; RSS when ready {resident:,.0f} MiB; {listing}"
             )
+        if runs > 1:
+            for label in ("clean-restart", "full-restore"):
+                print(
+                    f"  {label}, median of {runs}: ready {statistics.median(ready[label]):.1f} s after start"
+                    + (f", {statistics.median(rates[label]):,.0f} changelog records/s" if label in rates else "")
+                )
         size = topic_bytes(broker_dir, changelog)
         if size is not None:
             print(f"  orders changelog at the end: {size / 2**20:,.1f} MiB on the broker's disk")

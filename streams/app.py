@@ -261,6 +261,7 @@ def create_app(settings: Settings) -> faust.App:
     METRICS.orders_by_status.source = worker.orders.status_counts.totals
     METRICS.sla_at_risk.source = worker.orders.sla.risk_counts
     METRICS.business_kpis.source = lambda: worker.orders.kpis.totals().report(int(time.time() * 1000))
+    METRICS.held_in_memory.source = worker.runtime.held_in_memory
     if settings.sink_names:  # downstream of the status topic; see docs/sinks.md
         from streams.downstream.sink_runner import SinkService
 

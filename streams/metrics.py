@@ -29,6 +29,7 @@ class Metrics:
     orders_by_status: OrdersByStatus = field(init=False)
     sla_at_risk: SlaAtRisk = field(init=False)
     business_kpis: BusinessKpis = field(init=False)
+    held_in_memory: HeldInMemory = field(init=False)
     _children: dict[tuple[int, tuple[str, ...]], Any] = field(init=False, default_factory=dict)
     atp_changes: Counter = field(init=False)
     sink_deliveries: Counter = field(init=False)
@@ -131,6 +132,8 @@ class Metrics:
         r.register(self.sla_at_risk)
         self.business_kpis = BusinessKpis()
         r.register(self.business_kpis)
+        self.held_in_memory = HeldInMemory()
+        r.register(self.held_in_memory)
         # Sinks (docs/sinks.md); names fixed: dashboards use them.
         self.sink_deliveries = Counter(
             "o2c_sink_deliveries",
@@ -196,10 +199,44 @@ class OrdersByStatus(Collector):
 
 
 
+class HeldInMemory(Collector):
+    """What a worker's memory grows with besides RocksDB's budget (docs/runtime.md, "State size,
+    memory and coming back"): `o2c_buffered_records{processor}`, input records fetched and
+    decoded but not processed yet (bounded by O2C_BUFFERED_RECORDS_PER_PARTITION per input
+    partition), and `o2c_state_cache_entries{store}`, decoded values kept (bounded by
+    O2C_STATE_CACHE_ENTRIES per store). Read at scrape time from `source` (set when the app is
+    wired): sizes of containers the runtime thread changes meanwhile, so approximate."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], tuple[dict[str, int], dict[str, int]]] | None = None
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families()
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("o2c_buffered_records", "Input records fetched and decoded, not processed yet",
+                              labels=["processor"]),
+            GaugeMetricFamily("o2c_state_cache_entries", "Decoded state values kept in memory", labels=["store"]),
+        )
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        buffered, cached = self.source() if self.source else ({}, {})
+        records, entries = self._families()
+        for processor, n in sorted(buffered.items()):
+            records.add_metric([processor], n)
+        for store, n in sorted(cached.items()):
+            entries.add_metric([store], n)
+        yield records
+        yield entries
+
+
 class SlaAtRisk(Collector):
     """`o2c_sla_at_risk{milestone, level}`: open milestones at each level above LOW on this
-    worker's active partitions, read at scrape time from the SLA index (`source`, set when the
-    app is wired): costs the at-risk entries, not the open orders."""
+    worker's active partitions, read at scrape time from the counts the SLA index keeps (`source`,
+    set when the app is wired; brought to now at each commit and wall-clock tick): a scrape costs
+    nothing per order or entry."""
 
     def __init__(self) -> None:
         self.source: Callable[[], Any] | None = None

@@ -19,7 +19,6 @@ import heapq
 import json
 import re
 import sys
-from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -1048,91 +1047,6 @@ class Facets:
         """`of` a case in its `Case.to_list` form, without building the Case."""
         intern = sys.intern
         return cls(intern(v[16]), intern(v[2]), intern(v[3]), *v[7:11], v[5], v[6])
-
-
-class CaseIndex:
-    """One partition's cases in listing order (`sort_key`) with their `Facets`: a page is cut by
-    walking it from the cursor and loading only the cases it lists, where filtering every
-    decoded case took seconds per request with 100k orders (issue 16's measurement). Besides
-    every case: the unresolved ones (the work queue; most cases are history), and each order's
-    and SKU's (the console's order and SKU pages), so that a page walks those only. A `ref` is
-    how the owner finds a case again (its store key)."""
-
-    def __init__(self) -> None:
-        self._positions: list[Position] = []  # sorted, like each list below
-        self._unresolved: list[Position] = []
-        self._of_order: dict[str, list[Position]] = {}
-        self._of_sku: dict[str, list[Position]] = {}
-        self._entries: dict[Position, tuple[Facets, Any]] = {}
-        self.counts: dict[tuple[str, str], int] = {}  # (state, severity) -> cases
-
-    def __len__(self) -> int:
-        return len(self._positions)
-
-    def put(self, case: Case, ref: Any) -> None:
-        """A case opened or changed (its position never changes: opened_at and id are fixed)."""
-        self._put(sort_key(case), Facets.of(case), ref)
-
-    def add_stored(self, values: Sequence[Any], ref: Any) -> None:
-        """A case as stored (`Case.to_list`), read in after the partition came: ignored when a
-        change of it came in since (`put`). Reads only what the index keeps (no Case built)."""
-        if not values or values[0] != CASE_FORMAT:
-            raise ValueError(f"unsupported case format {values[0] if values else None!r}")
-        position = (values[4], values[1])
-        if position not in self._entries:
-            self._put(position, Facets.of_stored(values), ref)
-
-    def _put(self, position: Position, facets: Facets, ref: Any) -> None:
-        counts = self.counts
-        before = self._entries.get(position)
-        if before is None:
-            _insert(self._positions, position)
-            if facets.state != CaseState.RESOLVED:
-                _insert(self._unresolved, position)
-            if facets.order_id is not None:
-                _insert(self._of_order.setdefault(facets.order_id, []), position)
-            if facets.sku is not None:
-                _insert(self._of_sku.setdefault(facets.sku, []), position)
-        else:
-            was = before[0]
-            counts[was.state, was.severity] -= 1
-            if was.state != CaseState.RESOLVED and facets.state == CaseState.RESOLVED:  # never back
-                del self._unresolved[bisect_left(self._unresolved, position)]
-        self._entries[position] = (facets, ref)
-        counts[facets.state, facets.severity] = counts.get((facets.state, facets.severity), 0) + 1
-
-    def select(self, query: CaseQuery) -> list[Any]:
-        """The refs of the first `limit + 1` cases matching `query` after its cursor, in order
-        (`page_of` of them is this partition's page)."""
-        states, severities = query.states, query.severities
-        if not any(n for (state, severity), n in self.counts.items()
-                   if (states is None or state in states) and (severities is None or severity in severities)):
-            return []  # nothing to walk for
-        if query.order_id is not None:
-            positions = self._of_order.get(query.order_id, [])
-        elif query.sku is not None:
-            positions = self._of_sku.get(query.sku, [])
-        elif states is not None and CaseState.RESOLVED not in states:
-            positions = self._unresolved
-        else:
-            positions = self._positions
-        entries = self._entries
-        start = 0 if query.after is None else bisect_right(positions, query.after)
-        found: list[Any] = []
-        for i in range(start, len(positions)):
-            facets, ref = entries[positions[i]]
-            if matches(facets, query):
-                found.append(ref)
-                if len(found) > query.limit:
-                    break
-        return found
-
-
-def _insert(positions: list[Position], position: Position) -> None:
-    if not positions or position > positions[-1]:
-        positions.append(position)  # the usual case: the newest opened
-    else:
-        insort(positions, position)
 
 
 def merge_pages(pages: Iterable[CasePage], query: CaseQuery) -> CasePage:

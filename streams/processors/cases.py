@@ -27,13 +27,13 @@ from typing import Any
 from streams.contracts.codec import Codec, CodecError
 from streams.contracts.roles import CASE_ACTIONS, CASE_EVENTS, CASES
 from streams.metrics import METRICS
+from streams.processors.case_index import CaseIndex, CaseIndexes
 from streams.processors.deadletter import dead_letter
-from streams.runtime.processor import BatchAgent, record_key
+from streams.runtime.processor import BatchAgent, local_db_options, record_key
 from streams.settings import Settings
 from tables.cases import (
     Case,
     CaseAction,
-    CaseIndex,
     CasePage,
     CaseQuery,
     CaseTransitionError,
@@ -96,28 +96,53 @@ class CaseAgent(BatchAgent):
         self.cases_topic = settings.topic(CASES)
         self.store = self.new_store("cases", decode_case, encode_case)
         self.punctuate_interval = FILL_SLICE * 1.5  # two thirds of the thread while reading in
-        # Per active partition, its cases in listing order: every case change goes in at once;
-        # the cases already stored when the partition came are read in by `punctuate`, a slice
-        # at a time (`_filling`), so that neither processing nor a query waits for a whole
-        # partition (some 20 s of work for two million cases).
+        # Per active partition, its cases in listing order (streams/processors/case_index.py, in
+        # RocksDB: memory does not grow with the cases held). Every case change goes in at once.
+        # An index not proven current when its partition comes is rebuilt from the stored cases
+        # by `punctuate`, a slice at a time (`_filling`), so that neither processing nor a
+        # query waits for a whole partition (some 20 s of work for two million cases).
+        self.case_indexes = CaseIndexes(settings.data_dir / f"{settings.app_id}-case-index", local_db_options(settings))
         self.indexes: dict[int, CaseIndex] = {}
         self._filling: dict[int, Iterator[tuple[bytes, bytes]]] = {}
         self.store.on_discard.append(self._refill)
 
     def assigned(self, partitions: set[int]) -> None:
         for partition in partitions:
-            self.indexes[partition] = CaseIndex()
-            self._filling[partition] = self.store.raw_items(partition)
+            index = self.case_indexes.open(partition)
+            persisted = self.store.position(partition)
+            if persisted is None or index.covered_offset() != persisted:
+                self._rebuild(partition)
+            else:
+                self.indexes[partition] = index
         self._fill(FILL_AT_ASSIGNMENT)  # tens of thousands of cases: ready with the assignment
 
+    def _rebuild(self, partition: int) -> None:
+        self.indexes[partition] = self.case_indexes.reset(partition)
+        self._filling[partition] = self.store.raw_items(partition)
+
     def revoked(self, partitions: set[int]) -> None:
-        for partition in partitions:  # before the store closes the partition's DB
-            self.indexes.pop(partition, None)
-            self._filling.pop(partition, None)
+        with self.store.mutex:  # a query walking an index holds it: not closed under its feet
+            for partition in partitions:  # before the store closes the partition's DB
+                self.indexes.pop(partition, None)
+                self._filling.pop(partition, None)
+                self.case_indexes.close(partition)
 
     def _refill(self) -> None:
         """After an abort the indexes may hold changes that were never committed: start over."""
-        self.assigned(set(self.indexes))
+        with self.store.mutex:
+            for partition in list(self.indexes):
+                self._rebuild(partition)
+
+    def committed(self) -> None:
+        """Mark each index whose partition has nothing uncommitted (and is read in) as covering
+        the partition's persisted changelog position: a restart trusts it."""
+        uncommitted = self.store.uncommitted_partitions()
+        for partition, index in self.indexes.items():
+            if partition in uncommitted or partition in self._filling:
+                continue
+            persisted = self.store.position(partition)
+            if persisted is not None and not (index.marked and index.covered_offset() == persisted):
+                index.set_covered_offset(persisted)
 
     def punctuate(self, out: Any) -> None:
         self._fill(FILL_SLICE)

@@ -37,7 +37,7 @@ from json.encoder import encode_basestring_ascii as _quoted  # json.dumps' form 
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 
 from tables.risk import LEVEL_RANK, LEVELS, RiskThresholds, crossings
 from tables.sla import MILESTONE_RANK, MILESTONES, ClockKind
@@ -59,6 +59,13 @@ DEFAULT_LIMIT = 10_000
 """Most deadlines one `due()` call returns: bounds the work (and the transaction) of a check."""
 _REMEMBERED = 10_000
 """Reverse entries (b"o", b"q") a `DueIndex` keeps in memory (about 1.5 MB), then it starts over."""
+
+
+def _bounded(upper: bytes) -> ReadOptions:
+    """Read options of an iterator that ends before `upper`."""
+    options = ReadOptions()
+    options.set_iterate_upper_bound(upper)
+    return options
 
 
 def _due_key(due_ms: int, rank: int, order_id: bytes, family: bytes = _DUE) -> bytes:
@@ -99,7 +106,22 @@ class DueIndex:
         self.db.set_write_options(no_wal)
         self._marked = self.db.get(_COVERED) is not None
         self._low = _DUE  # no live deadline sorts below this key (see `due`)
+        # Open breaches by milestone rank, and risk entries reached by `_risk_until` by (level
+        # rank, milestone rank): kept as entries are written, so that the gauges and /stats
+        # cost nothing per order held (a scrape walking every at-risk entry took seconds at
+        # 200k orders). Written on the runtime thread only; `risk_counts` is its snapshot.
+        self._breach_ranks: dict[int, int] = {}
         self._listed = self._orders_with_breaches()  # saves a read per order without any
+        self._risk_until: int | None = None
+        # Per listed family (open breaches, each risk level): no live entry sorts below this
+        # key. Removed entries leave tombstones at the front of a family until a compaction,
+        # and the HTTP listings stepped over all of them on every request (as `due` would
+        # without `_low`). Lowered before any write below it; raised to the first live entry
+        # by `refresh_risk_counts` on the runtime thread, the only writer, so a reader on
+        # another thread never starts past a live entry.
+        self._lows: dict[bytes, bytes] = {}
+        self._risk_at_least: dict[tuple[int, int], int] = {}
+        self.risk_snapshot: dict[tuple[str, str], int] = {}
         self.last_scan_reads = 0
         """Index entries read by the last `due()` call (instrumentation for the cost tests)."""
         self._deferred: WriteBatch | None = None  # the open batch of `deferred`
@@ -186,6 +208,7 @@ class DueIndex:
         batch = self._batch()
         for rank, due in old:
             batch.delete(_due_key(due, rank, oid, _BREACH))
+            self._breach_ranks[rank] -= 1
         self._put_breaches(batch, oid, new, channel, region)
         self._write(batch)
         return True
@@ -199,7 +222,10 @@ class DueIndex:
         region: str | None,
     ) -> None:
         for (rank, due), detected in breaches.items():
-            batch.put(_due_key(due, rank, oid, _BREACH), json.dumps([detected, channel, region]).encode())
+            key = _due_key(due, rank, oid, _BREACH)
+            self._lower(_BREACH, key)
+            batch.put(key, json.dumps([detected, channel, region]).encode())
+            self._breach_ranks[rank] = self._breach_ranks.get(rank, 0) + 1
         if breaches:
             batch.put(_ORDER_BREACHES + oid, b"".join(_PAIR.pack(r, d + _BIAS) for r, d in sorted(breaches)))
             self._listed.add(oid)
@@ -234,14 +260,18 @@ class DueIndex:
         for level, at, rank in old:
             if (level, at, rank) not in kept:
                 batch.delete(_RISK_KEY.pack(_RISK, level, at, rank) + oid)
+                self._count_risk(level, at, rank, -1)
         values: dict[int, bytes] = {}
         for level, at, rank in new:
             if (level, at, rank) not in kept:
+                self._count_risk(level, at, rank, 1)
                 value = values.get(rank)
                 if value is None:
                     started, due = spans[rank]
                     value = values[rank] = _risk_value(started, due, channel, region)
-                batch.put(_RISK_KEY.pack(_RISK, level, at, rank) + oid, value)
+                key = _RISK_KEY.pack(_RISK, level, at, rank) + oid
+                self._lower(_RISK + bytes([level]), key)
+                batch.put(key, value)
         self._put_reverse(batch, _ORDER_RISKS + oid, b"".join(_RISK_ENTRY.pack(*e) for e in new) if new else None)
         self._write(batch)
         return True
@@ -262,7 +292,10 @@ class DueIndex:
                 value = json.dumps([started, due, channel, region]).encode()
                 for level, at in crossings(started, due, thresholds).items():
                     entries.append((LEVEL_RANK[level], at + _BIAS, rank))
-                    batch.put(_RISK_KEY.pack(_RISK, LEVEL_RANK[level], at + _BIAS, rank) + oid, value)
+                    self._count_risk(LEVEL_RANK[level], at + _BIAS, rank, 1)
+                    key = _RISK_KEY.pack(_RISK, LEVEL_RANK[level], at + _BIAS, rank) + oid
+                    self._lower(_RISK + bytes([LEVEL_RANK[level]]), key)
+                    batch.put(key, value)
             if entries:
                 self._put_reverse(batch, _ORDER_RISKS + oid, b"".join(_RISK_ENTRY.pack(*e) for e in sorted(entries)))
                 n += len(entries)
@@ -276,8 +309,11 @@ class DueIndex:
         tombstones of entries removed since the last compaction)."""
         prefix = _RISK + bytes([LEVEL_RANK[level]])
         bound = _RISK_KEY.pack(_RISK, LEVEL_RANK[level], now_ms + _BIAS + 1, 0)
-        it = self.db.iter()
-        it.seek(prefix)
+        start = self._lows.get(prefix, prefix)
+        if start >= bound:  # nothing live reached yet (and no walk into the next level's tombstones)
+            return
+        it = self.db.iter(_bounded(bound))
+        it.seek(start)
         try:
             while it.valid():
                 key = it.key()
@@ -297,20 +333,57 @@ class DueIndex:
         finally:
             del it
 
-    def risk_counts(self, now_ms: int) -> dict[tuple[str, str], int]:
-        """(milestone, level) -> open milestones exactly at that level at `now_ms` (the
-        gauge); LOW is not counted (every open milestone starts there)."""
-        at_least: dict[tuple[str, str], int] = {}
+    def _count_risk(self, level: int, at: int, rank: int, n: int) -> None:
+        """An entry (`at` biased) written (n=1) or removed (-1): counted if reached already
+        (LOW, which every open milestone starts at, is not counted)."""
+        if level and self._risk_until is not None and at - _BIAS <= self._risk_until:
+            key = (level, rank)
+            self._risk_at_least[key] = self._risk_at_least.get(key, 0) + n
+
+    def _lower(self, family: bytes, key: bytes) -> None:
+        low = self._lows.get(family)
+        if low is not None and key < low:
+            self._lows[family] = key
+
+    def _raise_lows(self) -> None:
+        """Move each listed family's low mark up to its first live entry (over the tombstones
+        left since the last time, once)."""
+        for family in (_BREACH, *(_RISK + bytes([lr]) for lr in range(1, len(LEVELS)))):
+            end = family[:-1] + bytes([family[-1] + 1])
+            it = self.db.iter(_bounded(end))  # an empty family: no walk into the next one's tombstones
+            it.seek(self._lows.get(family, family))
+            self._lows[family] = it.key() if it.valid() else end
+            del it
+
+    def refresh_risk_counts(self, now_ms: int) -> dict[tuple[str, str], int]:
+        """(milestone, level) -> open milestones exactly at that level at `now_ms` (the gauge);
+        LOW is not counted (every open milestone starts there). Reads the entries reached since
+        the last call (from the keys alone), all of them when `now_ms` went back. Also kept as
+        `risk_snapshot`, for readers on other threads."""
+        start = self._risk_until
+        if start is None or now_ms < start:
+            self._risk_at_least = {}
+            start = None
+        at_least = self._risk_at_least
+        unpack = _RISK_KEY.unpack_from
         for level in LEVELS[1:]:
-            for row in self.at_risk(level, now_ms):
-                key = (row["milestone"], level)
-                at_least[key] = at_least.get(key, 0) + 1
+            lr = LEVEL_RANK[level]
+            low = self._lows.get(_RISK + bytes([lr]), _RISK + bytes([lr]))
+            first = max(_RISK_KEY.pack(_RISK, lr, start + _BIAS + 1, 0), low) if start is not None else low
+            bound = _RISK_KEY.pack(_RISK, lr, now_ms + _BIAS + 1, 0)
+            for key in self.db.keys(from_key=first):
+                if key >= bound:
+                    break
+                rank = unpack(key)[3]
+                at_least[(lr, rank)] = at_least.get((lr, rank), 0) + 1
+        self._risk_until = now_ms
+        self._raise_lows()
         exact = {}
-        for (milestone, level), n in at_least.items():
-            higher = LEVELS[LEVEL_RANK[level] + 1] if LEVEL_RANK[level] + 1 < len(LEVELS) else None
-            n -= at_least.get((milestone, higher), 0) if higher else 0
+        for (lr, rank), n in at_least.items():
+            n -= at_least.get((lr + 1, rank), 0) if lr + 1 < len(LEVELS) else 0
             if n:
-                exact[(milestone, level)] = n
+                exact[(MILESTONES[rank], LEVELS[lr])] = n
+        self.risk_snapshot = exact
         return exact
 
     def _orders_with_breaches(self) -> set[bytes]:
@@ -320,6 +393,8 @@ class DueIndex:
         it.seek(_ORDER_BREACHES)
         while it.valid() and (key := it.key()).startswith(_ORDER_BREACHES):
             found.add(key[1:])
+            for rank, _ in _pairs(it.value()):
+                self._breach_ranks[rank] = self._breach_ranks.get(rank, 0) + 1
             it.next()
         del it
         return found
@@ -341,21 +416,14 @@ class DueIndex:
         return n
 
     def breach_counts(self) -> dict[str, int]:
-        """Open breaches by milestone, from the keys alone (nothing decoded)."""
-        by_rank: dict[int, int] = {}
-        unpack = _DUE_KEY.unpack_from
-        for key in self.db.keys(from_key=_BREACH):
-            if not key.startswith(_BREACH):
-                break
-            rank = unpack(key)[2]
-            by_rank[rank] = by_rank.get(rank, 0) + 1
-        return {MILESTONES[rank]: n for rank, n in sorted(by_rank.items())}
+        """Open breaches by milestone (kept as they are written; a copy for other threads)."""
+        return {MILESTONES[rank]: n for rank, n in sorted(dict(self._breach_ranks).items()) if n}
 
     def open_breaches(self) -> Iterator[dict[str, Any]]:
         """The listed open breaches in due-time order (order_id, milestone, due_at,
         detected_at, channel, region); the caller stops iterating when it has enough."""
-        it = self.db.iter()
-        it.seek(_BREACH)
+        it = self.db.iter(_bounded(_ORDER_BREACHES))  # the end of the b"b" family
+        it.seek(self._lows.get(_BREACH, _BREACH))
         try:
             while it.valid():
                 key = it.key()
@@ -430,6 +498,11 @@ class DueIndex:
         self._marked = False
         self._low = _DUE
         self._listed.clear()
+        self._breach_ranks.clear()
+        self._lows.clear()
+        self._risk_until = None
+        self._risk_at_least = {}
+        self.risk_snapshot = {}
 
     @property
     def keeps_risks(self) -> bool:

@@ -134,6 +134,7 @@ class OrderAgent(BatchAgent):
 
     def committed(self) -> None:
         self.sla.mark_covered()
+        self.sla.refresh_counts()
 
     def _awaits_answers(self, record: Any) -> bool:
         """Whether this input must wait until the inventory side has answered everything caused

@@ -204,9 +204,10 @@ class SlaChecks:
 
     def tick(self, send: Send) -> None:
         """The wall-clock timer: check every ready partition (on the runtime thread, between
-        batches; the records join the open transaction)."""
+        batches; the records join the open transaction), then bring the risk counts to now."""
         for partition in sorted(self.ready):
             self.check(partition, send, self.clock.now(partition))
+        self.refresh_counts()
 
     # ------------------------------------------------------------------ open breaches
 
@@ -277,15 +278,21 @@ class SlaChecks:
 
     def risk_counts(self) -> dict[tuple[str, str], int]:
         """(milestone, level) -> open milestones at exactly that level (above LOW) on the
-        active partitions: the `o2c_sla_at_risk` gauge, read at scrape time."""
+        active partitions: the `o2c_sla_at_risk` gauge and /stats, from any thread. As of the
+        last `refresh_counts` (each commit, and each wall-clock tick)."""
         total: dict[tuple[str, str], int] = {}
-        for partition, index in list(self.ready.items()):
-            now = self.clock.now(partition)
-            if now is None:
-                continue
-            for key, n in index.risk_counts(now).items():
+        for index in list(self.ready.values()):
+            for key, n in index.risk_snapshot.items():
                 total[key] = total.get(key, 0) + n
         return total
+
+    def refresh_counts(self) -> None:
+        """On the runtime thread: bring each ready partition's risk counts to its clock's now
+        (reads only the risk entries reached since the last refresh)."""
+        for partition, index in list(self.ready.items()):
+            now = self.clock.now(partition)
+            if now is not None:
+                index.refresh_risk_counts(now)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -332,6 +339,9 @@ class SlaChecks:
         if self.stream_times is not None:
             self.clock.forget(partition)
             self.clock.seed(partition, self.stream_times.get(partition, _STREAM_TIME_KEY))
+        now = self.clock.now(partition)
+        if now is not None:
+            index.refresh_risk_counts(now)
         self.ready[partition] = index
 
     def _reindex(self, index: DueIndex, partition: int, keys: set[bytes]) -> int:

@@ -599,6 +599,19 @@ class Runtime:
         self.collector = Collector(lambda generation, seconds: METRICS.child(
             METRICS.gc_pause_seconds, str(generation)).observe(seconds))
 
+    def held_in_memory(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Records buffered per processor and decoded values cached per store (the
+        `o2c_buffered_records` and `o2c_state_cache_entries` gauges). From any thread: sizes
+        read while the runtime thread changes them, so approximate."""
+        buffered: dict[str, int] = {p.name: 0 for p in self.processors}
+        for task in list(self.tasks.values()):
+            buffered[task.processor.name] += sum(len(lane.queue) for lane in task.lanes)
+        cached = {
+            store.name: sum(len(c) for c in list(store.cache.values()))
+            for p in self.processors for store in p.stores
+        }
+        return buffered, cached
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:

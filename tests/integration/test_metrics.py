@@ -78,4 +78,10 @@ def test_metrics_agree_with_the_topics(kafka_env: Env, workers: WorkerFactory) -
     agents = {"o2c.orders", "o2c.inventory"} | ({"o2c.cases"} if topic["exceptions"] else set())
     assert set(by(m["o2c_consume_to_produce_seconds_count"], "agent")) == agents
     assert {dict(k)["table"] for k in m["o2c_table_recovery_seconds"]} == {"orders", "inventory", "kpis", "cases"}
+    # What memory holds besides RocksDB: nothing left buffered once the lag is 0; every order
+    # (400, well under O2C_STATE_CACHE_ENTRIES) still decoded in the orders store's cache.
+    assert by(m["o2c_buffered_records"], "processor") == Counter()
+    assert {dict(k)["processor"] for k in m["o2c_buffered_records"]} == {"o2c.orders", "o2c.inventory", "o2c.cases"}
+    cached = {dict(k)["store"]: v for k, v in m["o2c_state_cache_entries"].items()}
+    assert cached["orders"] >= len(last) > 0
     assert worker.errors() == []

@@ -4,7 +4,6 @@ people's actions, listing and paging across workers."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -513,47 +512,6 @@ def test_paging_over_merged_worker_pages_returns_every_case_once_in_order(cases,
         if cursor is None:
             break
     assert seen == expected
-
-
-@given(a_population(), st.data(), QUERY_PARAMS, st.integers(1, 7))
-@settings(max_examples=150, deadline=None)
-def test_a_page_cut_from_the_index_is_the_page_of_every_case(cases, data, params, limit):
-    """The agent pages through `CaseIndex` (loading only what it selects); the page, and every
-    page after it, must be what filtering every case gives. Cases change state after indexing."""
-    index = cs.CaseIndex()
-    by_id = {}
-    for i, case in enumerate(cases):  # changed as they happen, or read in from storage
-        if i % 2:
-            index.put(case, case.case_id)
-        else:
-            index.add_stored(case.to_list(), case.case_id)
-        by_id[case.case_id] = case
-    for case in data.draw(st.lists(st.sampled_from(cases), max_size=5)) if cases else []:
-        changed = replace(case, state=cs.CaseState.RESOLVED, version=case.version + 1)
-        index.put(changed, changed.case_id)
-        by_id[changed.case_id] = changed
-    cursor = None
-    for _ in range(len(cases) + 2):
-        q = cs.parse_query({**params, "limit": str(limit), **({"cursor": cursor} if cursor else {})})
-        from_index = cs.page_of([by_id[ref] for ref in index.select(q)], q)
-        assert from_index == cs.page_of(by_id.values(), q)
-        cursor = from_index.next_cursor
-        if cursor is None:
-            break
-    assert len(index) == len(by_id)
-
-
-def test_a_case_read_from_storage_does_not_undo_a_change_indexed_meanwhile():
-    """The agent reads a partition's stored cases into its index in slices while cases change:
-    a stored (older) copy read after a change must not replace it."""
-    index = cs.CaseIndex()
-    stored = a_case(case_id="o.SO-1.SLA-SHIPMENT", order_id="SO-1", opened_at=5)
-    index.put(replace(stored, state=cs.CaseState.RESOLVED, version=2), "k")
-    index.add_stored(stored.to_list(), "k")
-    index.add_stored(a_case(case_id="o.SO-2.SLA-SHIPMENT", order_id="SO-2", opened_at=1).to_list(), "k2")
-    open_only = cs.parse_query({"state": "OPEN"})
-    assert index.select(open_only) == ["k2"]
-    assert index.select(cs.parse_query({})) == ["k2", "k"]
 
 
 def test_the_facets_of_a_stored_case_are_those_of_the_case():

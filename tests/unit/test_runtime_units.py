@@ -164,6 +164,24 @@ def test_an_internal_partition_waiting_on_one_senders_lane_keeps_fetching():
     assert consumer.paused == []
 
 
+def test_the_memory_gauges_count_every_lane_and_every_cached_value():
+    """`o2c_buffered_records` and `o2c_state_cache_entries` (streams/metrics.py HeldInMemory):
+    what a worker's memory grows with besides RocksDB, per processor and per store."""
+    orders = SimpleNamespace(name="orders-agent", event_time=lambda record: record.timestamp, topics={"orders": "o"},
+                             stores=[SimpleNamespace(name="orders", cache={0: {b"a": 1, b"b": 2}, 1: {b"c": 3}})])
+    inventory = SimpleNamespace(name="inventory-agent", event_time=lambda record: record.timestamp,
+                                topics={"inventory": "i", "requests": "r"}, stores=[])
+    runtime = Runtime(
+        [orders, inventory], consumer_config={}, producer_config={}, restore_config={}, exactly_once=True,
+        commit_interval=0.025, batch_size=1000, on_fatal=print,
+    )
+    t = Task(inventory, 0, ["inventory", "requests"], senders={"requests": 2})
+    runtime.task_of = {("inventory", 0): t, ("requests", 0): t}
+    runtime.tasks = {("inventory-agent", 0): t}
+    runtime._buffer([Msg("inventory", 0, 5), Msg("requests", 0, 0, [(CAUSE_TIME, b"9"), (CAUSE_TASK, b"1")])])
+    assert runtime.held_in_memory() == ({"orders-agent": 0, "inventory-agent": 2}, {"orders": 3})
+
+
 def test_internal_records_are_ordered_by_their_cause():
     record = Record(Msg("results", 0, 999_999, [(CAUSE_TIME, b"15")]))
     assert record.timestamp == 15
