@@ -25,14 +25,14 @@ and an index without a current mark is rebuilt from the stored cases when its pa
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Options, WriteBatch
 
+from streams.runtime.rocks import PartitionIndexes, open_index_db
 from tables.cases import CASE_FORMAT, Case, CaseQuery, CaseState, Facets, Position, matches, sort_key
 
 _ALL = b"a"
@@ -74,13 +74,7 @@ class CaseIndex:
 
     def __init__(self, path: Path, options: Options | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = Rdict(str(self.path), options if options is not None else Options(raw_mode=True))
-        # No write-ahead log: a crash leaves a prefix of the writes, and a prefix that still
-        # holds the covered mark has no write after it (every write deletes it): see DueIndex.
-        no_wal = WriteOptions()
-        no_wal.disable_wal = True
-        self.db.set_write_options(no_wal)
+        self.db = open_index_db(self.path, options)  # no WAL: its covered mark says when to trust it
         self._marked = self.db.get(_COVERED) is not None
         raw = self.db.get(_COUNTS)
         self.counts: dict[tuple[str, str], int] = (
@@ -184,32 +178,8 @@ class CaseIndex:
         self.db.close()
 
 
-class CaseIndexes:
-    """One `CaseIndex` per actively owned `cases` partition, under `root/p<partition>`."""
+class CaseIndexes(PartitionIndexes[CaseIndex]):
+    """One `CaseIndex` per actively owned `cases` partition."""
 
     def __init__(self, root: Path, options: Callable[[], Options] = lambda: Options(raw_mode=True)) -> None:
-        self.root = Path(root)
-        self.options = options
-        self.by_partition: dict[int, CaseIndex] = {}
-
-    def open(self, partition: int) -> CaseIndex:
-        """The partition's index as left on disk (check `covered_offset` before trusting it)."""
-        index = self.by_partition.get(partition)
-        if index is None:
-            index = self.by_partition[partition] = CaseIndex(self.root / f"p{partition}", self.options())
-        return index
-
-    def reset(self, partition: int) -> CaseIndex:
-        """The partition's index, emptied (files deleted): the start of a rebuild."""
-        self.close(partition)
-        shutil.rmtree(self.root / f"p{partition}", ignore_errors=True)
-        return self.open(partition)
-
-    def close(self, partition: int) -> None:
-        index = self.by_partition.pop(partition, None)
-        if index is not None:
-            index.close()
-
-    def close_all(self) -> None:
-        for partition in list(self.by_partition):
-            self.close(partition)
+        super().__init__(root, lambda path: CaseIndex(path, options()))

@@ -28,7 +28,6 @@ is assigned unless its covered offset shows it is current (docs/sla.md says when
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -37,8 +36,9 @@ from json.encoder import encode_basestring_ascii as _quoted  # json.dumps' form 
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Options, Rdict, ReadOptions, WriteBatch, WriteOptions
+from rocksdict import Options, ReadOptions, WriteBatch
 
+from streams.runtime.rocks import PartitionIndexes, open_index_db
 from tables.risk import LEVEL_RANK, LEVELS, RiskThresholds, crossings
 from tables.sla import MILESTONE_RANK, MILESTONES, ClockKind
 
@@ -95,15 +95,7 @@ class DueIndex:
 
     def __init__(self, path: Path, options: Options | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = Rdict(str(self.path), options if options is not None else Options(raw_mode=True))
-        # No write-ahead log: after a crash RocksDB comes back to its last flushed memtable, a
-        # prefix of the writes. A prefix that still holds the covered-offset mark has no write
-        # after it (every write deletes the mark), so it is the index the mark vouches for;
-        # any other is rebuilt on assignment. Saves a fifth of the cost of a write.
-        no_wal = WriteOptions()
-        no_wal.disable_wal = True
-        self.db.set_write_options(no_wal)
+        self.db = open_index_db(self.path, options)
         self._marked = self.db.get(_COVERED) is not None
         self._low = _DUE  # no live deadline sorts below this key (see `due`)
         # Open breaches by milestone rank, and risk entries reached by `_risk_until` by (level
@@ -582,43 +574,11 @@ class DueIndex:
         self.db.close()
 
 
-class DueIndexes:
-    """One `DueIndex` per actively owned table partition, under `root/p<partition>`.
-
-    Open a partition's index when it is assigned (rebuilding it from the states unless its
-    covered offset proves it current), close it when revoked: checks then only ever see
-    partitions this worker actively owns.
-    """
+class DueIndexes(PartitionIndexes[DueIndex]):
+    """One `DueIndex` per actively owned table partition (checks only ever see those)."""
 
     def __init__(self, root: Path, options: Callable[[], Options] = lambda: Options(raw_mode=True)) -> None:
-        self.root = Path(root)
-        self.options = options
-        self.by_partition: dict[int, DueIndex] = {}
-
-    def open(self, partition: int) -> DueIndex:
-        """The partition's index as left on disk (check `covered_offset` before trusting it)."""
-        index = self.by_partition.get(partition)
-        if index is None:
-            index = self.by_partition[partition] = DueIndex(self.root / f"p{partition}", self.options())
-        return index
-
-    def reset(self, partition: int) -> DueIndex:
-        """The partition's index, emptied (files deleted): the start of a rebuild."""
-        self.close(partition)
-        shutil.rmtree(self.root / f"p{partition}", ignore_errors=True)
-        return self.open(partition)
-
-    def close(self, partition: int) -> None:
-        index = self.by_partition.pop(partition, None)
-        if index is not None:
-            index.close()
-
-    def close_all(self) -> None:
-        for partition in list(self.by_partition):
-            self.close(partition)
-
-    def get(self, partition: int) -> DueIndex | None:
-        return self.by_partition.get(partition)
+        super().__init__(root, lambda path: DueIndex(path, options()))
 
 
 class StreamClock:

@@ -13,9 +13,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import shutil
+from collections.abc import Callable
 from functools import cache
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 
-from rocksdict import BlockBasedOptions, Cache, Options, WriteBufferManager
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBufferManager, WriteOptions
 
 log = logging.getLogger("o2c.state")
 
@@ -64,3 +68,60 @@ def release_free_memory() -> None:
         ctypes.CDLL(name).malloc_trim(0)
     except (OSError, AttributeError):
         log.debug("malloc_trim unavailable")
+
+
+def open_index_db(path: Path, options: Options | None = None) -> Rdict:
+    """A raw-mode RocksDB for a derived index, without a write-ahead log: after a crash RocksDB
+    comes back to its last flushed memtable, a prefix of the writes. An index whose every write
+    deletes its covered-offset mark can trust a prefix that still holds the mark (no write after
+    it); any other is rebuilt on assignment. Saves a fifth of the cost of a write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = Rdict(str(path), options if options is not None else Options(raw_mode=True))
+    no_wal = WriteOptions()
+    no_wal.disable_wal = True
+    db.set_write_options(no_wal)
+    return db
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+Index = TypeVar("Index", bound=_Closable)
+
+
+class PartitionIndexes(Generic[Index]):
+    """One local index (derived data in its own RocksDB: the SLA due index, the case index) per
+    actively owned partition, under `root/p<partition>`. Opened when the partition is assigned
+    (rebuilt unless its covered offset proves it current), closed when it is revoked: readers
+    then only ever see partitions this worker actively owns."""
+
+    def __init__(self, root: Path, make: Callable[[Path], Index]) -> None:
+        self.root = Path(root)
+        self.make = make
+        self.by_partition: dict[int, Index] = {}
+
+    def open(self, partition: int) -> Index:
+        """The partition's index as left on disk (check its covered offset before trusting it)."""
+        index = self.by_partition.get(partition)
+        if index is None:
+            index = self.by_partition[partition] = self.make(self.root / f"p{partition}")
+        return index
+
+    def reset(self, partition: int) -> Index:
+        """The partition's index, emptied (files deleted): the start of a rebuild."""
+        self.close(partition)
+        shutil.rmtree(self.root / f"p{partition}", ignore_errors=True)
+        return self.open(partition)
+
+    def close(self, partition: int) -> None:
+        index = self.by_partition.pop(partition, None)
+        if index is not None:
+            index.close()
+
+    def close_all(self) -> None:
+        for partition in list(self.by_partition):
+            self.close(partition)
+
+    def get(self, partition: int) -> Index | None:
+        return self.by_partition.get(partition)
