@@ -256,6 +256,9 @@ class Task:
     max_idle: float = 0.0
     senders: Mapping[str, int] = field(default_factory=dict)  # internal topic -> sending tasks
     horizon: float = 5.0  # s: records with a business time this close to now do not wait for senders
+    # s: how long an internal input's sender may stay silent before the task goes on without it;
+    # frontiers travel with the sender's commits, so the runtime raises it when commits are slow
+    sender_patience: float = _STALL_WARNING
     awaits: Callable[[Record], bool] | None = None  # which source records wait for senders (None: all)
     lanes: list[Lane] = field(default_factory=list)
     waiting_since: float | None = None
@@ -411,7 +414,7 @@ class Task:
                     if lane.bound < best_ts or (lane.bound == best_ts and rank < best_rank):
                         if self.waiting_since is None:
                             self.waiting_since = now
-                        elif now - self.waiting_since > _STALL_WARNING:
+                        elif now - self.waiting_since > self.sender_patience:
                             log.warning(
                                 "task %s[%d] waited %.1f s for task %d's frontier on %s (at %d, next record at %d):"
                                 " processing without it until it sends again", self.processor.name,
@@ -591,6 +594,8 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._committer: ThreadPoolExecutor | None = None
         self._inflight: tuple[Future[None], float, list[int]] | None = None  # a commit under way
+        self._recent_commits: deque[tuple[float, float]] = deque()  # (when, seconds) of the last minute
+        self.sender_patience = _STALL_WARNING  # see `_adapt_patience`
         self._next_task = 0  # where the next step begins among the tasks (see _process)
         self._backlogged = False  # the last step left records it could have processed
         self.consumer: Consumer | None = None
@@ -978,6 +983,7 @@ class Runtime:
     def _committed(self, started: float, stamps: list[int]) -> None:
         took = time.perf_counter() - started
         METRICS.commit_seconds.observe(took)
+        self._adapt_patience(took)
         if took > _SLOW_COMMIT:
             log.warning("a commit took %.1f s (%d records sent meanwhile wait for the next one)",
                         took, self.out.held if self.out is not None else 0)
@@ -989,6 +995,23 @@ class Runtime:
             for store in processor.stores:
                 store.persist()
             processor.committed()
+
+    def _adapt_patience(self, took: float, now: float | None = None) -> None:
+        """Let the tasks wait for a silent sender at least three times the longest commit of the
+        last minute (and never less than `_STALL_WARNING`). A sender's frontier comes with its
+        commits: at 200k orders commits took 2-5 s (transactions of ~20k records) and the
+        inventory tasks gave up after 5 s on a sender that was only committing, then went on
+        out of business-time order."""
+        now = time.monotonic() if now is None else now
+        recent = self._recent_commits
+        recent.append((now, took))
+        while recent and recent[0][0] < now - 60:
+            recent.popleft()
+        patience = max(_STALL_WARNING, 3 * max(t for _, t in recent))
+        if patience != self.sender_patience:
+            self.sender_patience = patience
+            for task in self.tasks.values():
+                task.sender_patience = patience
 
     def _abort(self, exc: KafkaException, rewind: bool = True) -> None:
         """The transaction failed: abort it, forget its state changes and read its input
@@ -1119,6 +1142,7 @@ class Runtime:
                     processor, partition, list(processor.topics), self.max_task_idle, senders, self.alignment_horizon,
                     getattr(processor, "awaits_answers", None),
                 )
+                task.sender_patience = self.sender_patience
                 self.tasks[(processor.name, partition)] = task
                 for topic in task.topics:
                     if (topic, partition) in self.assignment:

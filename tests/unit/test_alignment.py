@@ -263,3 +263,18 @@ def test_a_restarted_task_takes_again_only_what_it_had_not_taken():
         again.add(rec)
     again.end_of("inventory")
     assert [r.offset for r in again.take(10, 0.0)] == [0]  # its own, not the one taken before
+
+
+def test_a_silent_sender_is_waited_for_as_long_as_the_runtime_allows_then_passed():
+    """A sender's frontier comes with its commits. At 200k orders commits took 2-5 s, and the
+    inventory tasks gave up on a sender after the fixed 5 s while it was only committing: they
+    went on out of business-time order. The runtime now sets the patience from its commits."""
+    t = inventory_task()
+    t.sender_patience = 15.0
+    t.add(source(0, 100))
+    t.end_of("inventory")
+    t.add(marker(0, 150, sender=0))  # sender 1 says nothing
+    assert drain(t, now=0.0) == [] and drain(t, now=10.0) == []  # 10 s: still within its patience
+    assert not t.internal_lanes["requests"][1].silent
+    assert drain(t, now=15.5) == [("inventory", 100)]  # past it: goes on without sender 1 (logged)
+    assert t.internal_lanes["requests"][1].silent

@@ -182,6 +182,23 @@ def test_the_memory_gauges_count_every_lane_and_every_cached_value():
     assert runtime.held_in_memory() == ({"orders-agent": 0, "inventory-agent": 2}, {"orders": 3})
 
 
+def test_the_patience_for_a_silent_sender_follows_the_slowest_commit_of_the_last_minute():
+    runtime = Runtime(
+        [], consumer_config={}, producer_config={}, restore_config={}, exactly_once=True,
+        commit_interval=0.025, batch_size=1000, on_fatal=print,
+    )
+    task = Task(SimpleNamespace(name="inventory"), 0, ["inventory", "requests"], senders={"requests": 2})
+    runtime.tasks = {("inventory", 0): task}
+    runtime._adapt_patience(0.02, now=0.0)
+    assert runtime.sender_patience == task.sender_patience == engine._STALL_WARNING  # never below it
+    runtime._adapt_patience(3.5, now=10.0)  # a slow commit: frontiers come that far apart
+    assert task.sender_patience == 10.5
+    runtime._adapt_patience(0.02, now=50.0)
+    assert task.sender_patience == 10.5  # still within the minute
+    runtime._adapt_patience(0.02, now=71.0)
+    assert task.sender_patience == engine._STALL_WARNING
+
+
 def test_internal_records_are_ordered_by_their_cause():
     record = Record(Msg("results", 0, 999_999, [(CAUSE_TIME, b"15")]))
     assert record.timestamp == 15
