@@ -256,10 +256,10 @@ class Task:
     max_idle: float = 0.0
     senders: Mapping[str, int] = field(default_factory=dict)  # internal topic -> sending tasks
     horizon: float = 5.0  # s: records with a business time this close to now do not wait for senders
+    awaits: Callable[[Record], bool] | None = None  # which source records wait for senders (None: all)
     # s: how long an internal input's sender may stay silent before the task goes on without it;
     # frontiers travel with the sender's commits, so the runtime raises it when commits are slow
     sender_patience: float = _STALL_WARNING
-    awaits: Callable[[Record], bool] | None = None  # which source records wait for senders (None: all)
     lanes: list[Lane] = field(default_factory=list)
     waiting_since: float | None = None
     idle_deadline: float | None = None  # max_idle: when waiting for a quiet input ends
@@ -1140,9 +1140,8 @@ class Runtime:
             for partition in partitions:
                 task = Task(
                     processor, partition, list(processor.topics), self.max_task_idle, senders, self.alignment_horizon,
-                    getattr(processor, "awaits_answers", None),
+                    awaits=getattr(processor, "awaits_answers", None), sender_patience=self.sender_patience,
                 )
-                task.sender_patience = self.sender_patience
                 self.tasks[(processor.name, partition)] = task
                 for topic in task.topics:
                     if (topic, partition) in self.assignment:
