@@ -363,9 +363,9 @@ class DueIndex:
             low = self._lows.get(_RISK + bytes([lr]), _RISK + bytes([lr]))
             first = max(_RISK_KEY.pack(_RISK, lr, start + _BIAS + 1, 0), low) if start is not None else low
             bound = _RISK_KEY.pack(_RISK, lr, now_ms + _BIAS + 1, 0)
-            for key in self.db.keys(from_key=first):
-                if key >= bound:
-                    break
+            if first >= bound:
+                continue
+            for key in self.db.keys(from_key=first, read_opt=_bounded(bound)):  # no walk past `bound`
                 rank = unpack(key)[3]
                 at_least[(lr, rank)] = at_least.get((lr, rank), 0) + 1
         self._risk_until = now_ms
