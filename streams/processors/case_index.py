@@ -32,7 +32,7 @@ from typing import Any
 
 from rocksdict import Options, WriteBatch
 
-from streams.runtime.rocks import PartitionIndexes, open_index_db
+from streams.runtime.processor import PartitionIndexes, open_index_db
 from tables.cases import CASE_FORMAT, Case, CaseQuery, CaseState, Facets, Position, matches, sort_key
 
 _ALL = b"a"

@@ -38,7 +38,7 @@ from typing import Any
 
 from rocksdict import Options, ReadOptions, WriteBatch
 
-from streams.runtime.rocks import PartitionIndexes, open_index_db
+from streams.runtime.processor import PartitionIndexes, open_index_db
 from tables.risk import LEVEL_RANK, LEVELS, RiskThresholds, crossings
 from tables.sla import MILESTONE_RANK, MILESTONES, ClockKind
 

@@ -12,6 +12,10 @@ from typing import Any, TypeVar
 from streams.contracts.schemas import CodecError
 from streams.metrics import METRICS
 from streams.runtime.partitioner import partition_of
+from streams.runtime.rocks import (
+    PartitionIndexes as PartitionIndexes,  # re-exported: the processors' interface
+)
+from streams.runtime.rocks import open_index_db as open_index_db
 from streams.runtime.rocks import rocks_options
 from streams.runtime.store import PartitionedStore, Split
 from streams.settings import Settings
