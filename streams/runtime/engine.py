@@ -594,7 +594,7 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._committer: ThreadPoolExecutor | None = None
         self._inflight: tuple[Future[None], float, list[int]] | None = None  # a commit under way
-        self._recent_commits: deque[tuple[float, float]] = deque()  # (when, seconds) of the last minute
+        self._recent_commits: deque[tuple[float, float]] = deque()  # (when, seconds): slow ones of the last minute
         self.sender_patience = _STALL_WARNING  # see `_adapt_patience`
         self._next_task = 0  # where the next step begins among the tasks (see _process)
         self._backlogged = False  # the last step left records it could have processed
@@ -1003,11 +1003,12 @@ class Runtime:
         inventory tasks gave up after 5 s on a sender that was only committing, then went on
         out of business-time order."""
         now = time.monotonic() if now is None else now
-        recent = self._recent_commits
-        recent.append((now, took))
+        recent = self._recent_commits  # only commits slow enough to matter: a few, not ~40 a second
+        if 3 * took > _STALL_WARNING:
+            recent.append((now, took))
         while recent and recent[0][0] < now - 60:
             recent.popleft()
-        patience = max(_STALL_WARNING, 3 * max(t for _, t in recent))
+        patience = max([_STALL_WARNING, *(3 * t for _, t in recent)])
         if patience != self.sender_patience:
             self.sender_patience = patience
             for task in self.tasks.values():
