@@ -74,12 +74,14 @@ class Collector:
             self._next_full = now + self.full_interval
             self._next_freeze = now + self.interval
             started = time.perf_counter()
+            frozen = gc.get_freeze_count()
             gc.unfreeze()
             found = gc.collect()
             gc.freeze()
             took = time.perf_counter() - started
             if took > _SLOW_FULL:
-                log.warning("full garbage collection: %.0f ms, %d unreachable objects freed", took * 1000, found)
+                log.warning("full garbage collection: %.0f ms over %d frozen objects, %d unreachable freed",
+                            took * 1000, frozen, found)
         elif now >= self._next_freeze:
             self._next_freeze = now + self.interval
             gc.collect(1)

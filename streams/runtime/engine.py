@@ -55,6 +55,7 @@ _MAX_HELD_SENDS = 20_000
 """Records processing may send while a commit is in flight before it waits for that commit."""
 _SWITCH_INTERVAL = 0.001  # seconds: sys.setswitchinterval of the worker process (see _setup)
 _SLOW_COMMIT = 2.0  # seconds: a commit this long is logged
+_SLOW_PERSIST = 0.5  # seconds: writing a commit's state this long is logged (it holds the GIL: queries wait)
 _MAX_INTAKE = 20_000  # records a step takes from the consumer at most (see _take_in)
 _STALL_WARNING = 5.0  # seconds a task waits for a silent input partition before it goes on (logged)
 
@@ -991,10 +992,14 @@ class Runtime:
         observe = METRICS.record_to_commit.observe
         for stamp in stamps:
             observe(max(wall_ms - stamp, 0.0) / 1000)
+        began = time.perf_counter()
         for processor in self.processors:
             for store in processor.stores:
                 store.persist()
             processor.committed()
+        took = time.perf_counter() - began
+        if took > _SLOW_PERSIST:
+            log.warning("writing a commit's state to RocksDB took %.2f s", took)
 
     def _adapt_patience(self, took: float, now: float | None = None) -> None:
         """Let the tasks wait for a silent sender at least three times the longest commit of the
