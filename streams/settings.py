@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         256, ge=8, description="MiB of RocksDB block cache and memtables, shared by every table and "
         "SLA index partition of the worker (docs/runtime.md)."
     )
+    restore_processes: int = Field(
+        0, ge=0, description="Processes that restore a worker's tables from their changelogs in "
+        "parallel, the worker included: partitions with a long tail are replayed by helper "
+        "processes (0: one per core; 1: the worker alone). rocksdict holds the interpreter lock while "
+        "it writes, so one process restores about 36k records/s (docs/runtime.md)."
+    )
     changelog_segment_mb: int = Field(
         64, ge=1, description="Segment size (MiB) of the changelog topics this app creates: the log "
         "cleaner compacts closed segments only (docs/runtime.md)."

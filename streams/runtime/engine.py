@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -46,6 +47,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from streams.metrics import METRICS
 from streams.runtime.collector import Collector
+from streams.runtime.restore import restore
 from streams.runtime.rocks import release_free_memory
 from streams.runtime.store import PartitionedStore
 
@@ -549,13 +551,15 @@ class Runtime:
         max_task_idle: float = 0.0,
         alignment_horizon: float = 5.0,
         buffered_records: int = 5_000,
+        restore_processes: int = 1,
     ) -> None:
         """`standby_partitions`: the stores' partition count, to keep standby copies of every
         partition this worker does not process (0: no standbys). `max_task_idle`: see `Task`.
         `alignment_horizon`: records whose business time is less than this many seconds old are
         processed without waiting for the senders of internal topics (`Task.horizon`).
         `buffered_records`: records buffered per input partition before fetching it pauses
-        (resumed once a fifth is left)."""
+        (resumed once a fifth is left). `restore_processes`: processes restoring in parallel, this
+        one included (0: one per core; see streams/runtime/restore.py)."""
         self.processors = list(processors)
         self.standby_partitions = standby_partitions
         self.standby_consumer: Consumer | None = None
@@ -570,6 +574,8 @@ class Runtime:
         self._consumer_config = dict(consumer_config)
         self._producer_config = dict(producer_config)
         self._restore_config = dict(restore_config)
+        processes = restore_processes or os.cpu_count() or 1
+        self._restore_helpers = processes if processes > 1 else 0
         # A dead owner's open transaction is aborted by the broker after its timeout: restores
         # wait that long at most for its changelog partitions to settle (`_settled_ends`).
         self._settle_timeout = int(self._producer_config.get("transaction.timeout.ms", 60_000)) / 1000 + 30
@@ -1141,7 +1147,7 @@ class Runtime:
             for store in processor.stores:  # a standby copy answers queries until restored
                 for partition in partitions:
                     self._log_standby_read((store.changelog_topic, partition))
-                restore(store, partitions, self._restore_config, self._settle_timeout)
+                restore(store, partitions, self._restore_config, self._settle_timeout, self._restore_helpers)
             senders = {topic: self._partition_count(topic) for topic in getattr(processor, "internal", ())}
             for partition in partitions:
                 task = Task(
@@ -1233,119 +1239,6 @@ def _retrying(call: Callable[[], None], attempts: int = 3) -> None:
             if error is None or not error.retriable() or attempt == attempts - 1:
                 raise
             log.warning("transaction call timed out, trying again: %s", exc)
-
-
-def restore(
-    store: PartitionedStore[Any], partitions: Sequence[int], config: Mapping[str, Any], settle_timeout: float = 60.0
-) -> int:
-    """Replay each partition's committed changelog tail into RocksDB; the number of records."""
-    started = time.monotonic()
-    base = {**config, "group.id": "o2c-restore", "enable.auto.commit": False}  # never joins nor commits
-    consumer = Consumer(
-        {**base, "isolation.level": "read_committed", "enable.partition.eof": True, "fetch.wait.max.ms": 10}
-    )
-    uncommitted = Consumer({**base, "isolation.level": "read_uncommitted"})
-    total = 0
-    targets: dict[int, tuple[int, int]] = {}
-    try:
-        ends = _settled_ends(consumer, uncommitted, store.changelog_topic, partitions, settle_timeout)
-        starts = []
-        for partition in partitions:
-            store.open(partition)
-            position = store.position(partition)
-            low, high = ends[partition]
-            if position is not None and position > high:
-                log.warning("%s[%d]: local state ahead of its changelog (%d > %d): restoring from scratch",
-                            store.changelog_topic, partition, position, high)
-                store.wipe(partition)
-                store.open(partition)
-                position = None
-            start = max(position if position is not None else low, low)
-            targets[partition] = (start, high)
-            if start < high:
-                starts.append(TopicPartition(store.changelog_topic, partition, start))
-        log.info(
-            "recovery targets (active): %s",
-            " ".join(f"{store.changelog_topic}[{p}]={a}..{b}" for p, (a, b) in sorted(targets.items())),
-        )
-        if starts:
-            total = _replay(consumer, store, starts)
-        return total
-    finally:
-        consumer.close()
-        uncommitted.close()
-        METRICS.child(METRICS.table_recovery, store.name).set(time.monotonic() - started)
-        if total:
-            log.info("restored %d records of %s in %.2f s", total, store.changelog_topic, time.monotonic() - started)
-
-
-def _settled_ends(
-    committed: Consumer, uncommitted: Consumer, topic: str, partitions: Sequence[int], timeout: float
-) -> dict[int, tuple[int, int]]:
-    """`(low, end)` of each changelog partition once no transaction is open on it.
-
-    A transaction's `commit_transaction` returns before the coordinator has written its commit
-    markers to every partition: for a few milliseconds (longer under load) the partition's last
-    stable offset, where a read_committed restore stops, is still below the records it just
-    committed, although the input offsets committed with them already read as stable. A worker
-    that restored then (its own state after a revocation commit, or the state a departing owner
-    had just committed) lost those records: orders whose inputs were committed answered 404.
-    Nobody else writes to a partition we were just assigned, so an open transaction there is the
-    previous owner's, finishing (markers pending) or dead (aborted by the transaction timeout):
-    wait until the end a read_committed reader sees (last stable offset) is the log end."""
-    deadline = time.monotonic() + timeout
-    ends: dict[int, tuple[int, int]] = {}
-    pending = sorted(partitions)
-    while True:
-        for partition in pending:
-            tp = TopicPartition(topic, partition)
-            low, stable = committed.get_watermark_offsets(tp, 30)
-            _, end = uncommitted.get_watermark_offsets(tp, 30)
-            if stable >= end:
-                ends[partition] = (low, stable)
-        pending = [p for p in pending if p not in ends]
-        if not pending:
-            return ends
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{topic} {pending}: a transaction stayed open for {timeout:.0f} s")
-        time.sleep(0.01)
-
-
-def _replay(consumer: Consumer, store: PartitionedStore[Any], starts: list[TopicPartition]) -> int:
-    """Read each partition from its start to its end (read_committed) into RocksDB."""
-    consumer.assign(starts)
-    begin = {tp.partition: tp.offset for tp in starts}
-    pending = set(begin)
-    batches: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in pending}
-    covered = dict(begin)  # partition -> offset after the last record read
-    total = 0
-    deadline = time.monotonic() + 600
-    while pending:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"restoring {store.changelog_topic} {sorted(pending)} took too long")
-        for msg in consumer.consume(10_000, 0.5):
-            partition = msg.partition()
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    if partition in pending:
-                        pending.discard(partition)
-                        store.restore_batch(partition, batches.pop(partition, []), msg.offset())
-                        log.info(
-                            "recovery (active): %s[%d] from %d to %d", store.changelog_topic, partition,
-                            begin[partition], covered[partition],
-                        )
-                    continue
-                raise KafkaException(msg.error())
-            batch = batches.get(partition)
-            if batch is None:
-                continue
-            batch.append((msg.key(), msg.value()))
-            covered[partition] = msg.offset() + 1
-            total += 1
-            if len(batch) >= 10_000:
-                store.restore_batch(partition, batch, msg.offset() + 1)
-                batches[partition] = []
-    return total
 
 
 def _names(tps: set[tuple[str, int]]) -> str:

@@ -118,6 +118,7 @@ def table_store(
         max_cached=settings.state_cache_entries,
         options=local_db_options(settings),
         split=split,
+        memory_mb=settings.rocksdb_memory_mb,
     )
 
 

@@ -38,6 +38,7 @@ PART = b"\x1f"
 """Separates a split value's key from its parts' suffixes (`key 0x1F suffix`), see `Split`."""
 MAX_REPLAYED_KEYS = 100_000
 """Keys a partition's replay remembers for `take_replayed`; beyond, derived data is rebuilt."""
+_POSITION = object()  # `note_replayed`: the start is the position RocksDB holds
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,9 @@ class PartitionedStore(Generic[V]):
         max_cached: int = 50_000,
         options: Callable[[], Options] = lambda: rocks_options(None),
         split: Split[V] | None = None,
+        memory_mb: int | None = None,
     ) -> None:
+        """`memory_mb`: the budget `options` draw on (rocks.py), for the restore helpers."""
         self.name = name
         self.changelog_topic = changelog_topic
         self.directory = Path(directory)
@@ -78,6 +81,7 @@ class PartitionedStore(Generic[V]):
         self.partition_of = partition_of
         self.max_cached = max_cached
         self.options = options
+        self.memory_mb = memory_mb
         self.split = split
         # split values: per partition and key, the parts as last flushed or read (what the
         # changelog and, after the commit, RocksDB hold), to write only the changed ones, and
@@ -138,13 +142,7 @@ class PartitionedStore(Generic[V]):
 
     def restore_batch(self, partition: int, records: list[tuple[bytes, bytes | None]], position: int) -> None:
         """Apply changelog records (None value: a tombstone) and the new position atomically."""
-        if self.track_replays:
-            start, keys = self._replayed.get(partition) or (self.position(partition), set())
-            if keys is not None:
-                keys.update(key for key, _ in records)
-                if len(keys) > MAX_REPLAYED_KEYS:
-                    keys = None
-            self._replayed[partition] = (start, keys)
+        self.note_replayed(partition, [key for key, _ in records])
         batch = WriteBatch(raw_mode=True)
         for key, value in records:
             if value is None:
@@ -153,6 +151,24 @@ class PartitionedStore(Generic[V]):
                 batch.put(key, value)
         batch.put(OFFSET_KEY, str(position).encode())
         self.open(partition).write(batch)
+
+    def note_replayed(self, partition: int, keys: Iterable[bytes] | None, start: Any = _POSITION) -> None:
+        """Remember changelog records replayed into the partition (for `take_replayed`): their
+        `keys` (None: too many to list), and, on the first call since the last take, the position
+        before them (`start`, else read from RocksDB: call before writing the new one)."""
+        if not self.track_replays:
+            return
+        before = self._replayed.get(partition)
+        if before is None:
+            before = (self.position(partition) if start is _POSITION else start, set())
+        first, known = before
+        if known is not None and keys is not None:
+            known.update(keys)
+            if len(known) > MAX_REPLAYED_KEYS:
+                known = None
+        else:
+            known = None
+        self._replayed[partition] = (first, known)
 
     def take_replayed(self, partition: int) -> tuple[int | None, set[bytes] | None] | None:
         """What changelog replays wrote into the partition since the last call: the position

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.runtime import engine
-from streams.runtime.engine import CAUSE_TASK, CAUSE_TIME, Record, Runtime, Task, _settled_ends
+from streams.runtime.engine import CAUSE_TASK, CAUSE_TIME, Record, Runtime, Task
 from streams.runtime.partitioner import partition_of
+from streams.runtime.restore import _settled_ends
 from streams.runtime.store import PartitionedStore, Split
 from tests.runtime_fakes import Msg, QueueConsumer
 
