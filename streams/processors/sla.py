@@ -27,12 +27,14 @@ design. Here:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from streams.metrics import METRICS
 from streams.processors.due_index import DEFAULT_LIMIT, DueIndex, DueIndexes, StreamClock
+from streams.processors.sla_rebuild import delegated, rebuild, rebuild_in_helpers, stored_states
 from streams.runtime.processor import local_db_options, table_store
 from streams.runtime.store import PartitionedStore
 from streams.settings import Settings
@@ -47,7 +49,6 @@ Send = Callable[..., None]
 OnDue = Callable[[Send, int, bytes, OrderState, int], bool]
 
 _STREAM_TIME_KEY = b"stream-time"
-_REBUILD_CHUNK = 5_000
 _INF = float("inf")
 
 
@@ -64,6 +65,9 @@ class SlaChecks:
         self.policy = settings.sla_policy
         self.kind = settings.sla_clock
         self.thresholds = settings.risk_thresholds
+        self.settings = settings  # what a rebuild helper needs (sla_rebuild.py)
+        processes = settings.restore_processes or os.cpu_count() or 1
+        self.helpers = processes if processes > 1 else 0
         self.clock = StreamClock(self.kind)
         self.indexes = DueIndexes(settings.data_dir / f"{settings.app_id}-sla-due", local_db_options(settings))
         self.ready: dict[int, DueIndex] = {}  # partition -> index, open and current
@@ -298,9 +302,11 @@ class SlaChecks:
 
     def open(self, partitions: set[int]) -> None:
         """The partitions were assigned and their stores restored: open (or rebuild) their
-        indexes."""
-        for partition in sorted(partitions):
-            self._open(partition)
+        indexes; partitions holding many states are rebuilt by helper processes together."""
+        plans = {partition: self._plan(partition) for partition in sorted(partitions)}
+        rebuilt = self._rebuild_in_helpers([p for p, (how, _) in plans.items() if how == "rebuild"])
+        for partition, (how, replayed) in plans.items():
+            self._open(partition, "rebuilt" if partition in rebuilt else how, replayed)
 
     def close(self, partitions: set[int]) -> None:
         """Revoked: an index that ran ahead of the committed states is not marked, so it is
@@ -308,29 +314,53 @@ class SlaChecks:
         for partition in sorted(partitions):
             self._close(partition)
 
-    def _open(self, partition: int) -> None:
-        """The index as left on disk if it covers the persisted states; else caught up on the
-        orders a restore (or a standby) replayed since it covered them; else rebuilt."""
+    def _plan(self, partition: int) -> tuple[str, set[bytes] | None]:
+        """How to open the partition's index: "trust" it as left on disk (it covers the
+        persisted states), "reindex" the orders a restore (or a standby) replayed since it
+        covered them (returned), or "rebuild" it from every stored state."""
         persisted = self.store.position(partition)
         replayed = self.store.take_replayed(partition)
         index = self.indexes.open(partition)
         covered = index.covered_offset()
-        if persisted is None or covered != persisted or not index.keeps_risks:
+        if persisted is not None and covered == persisted and index.keeps_risks:
+            return "trust", None
+        if index.keeps_risks and replayed is not None and replayed[1] is not None and replayed[0] == covered is not None:
+            return "reindex", replayed[1]
+        return "rebuild", None
+
+    def _rebuild_in_helpers(self, partitions: list[int]) -> set[int]:
+        """Rebuild the indexes of those `partitions` that hold many states in helper processes
+        (streams/processors/sla_rebuild.py); the partitions rebuilt."""
+        estimates = {p: self.store.open(p).property_int_value("rocksdb.estimate-num-keys") or 0 for p in partitions}
+        groups = delegated(estimates, self.helpers)
+        if not groups:
+            return set()
+        started = time.monotonic()
+        for group in groups:
+            for partition in group:
+                self.indexes.reset(partition)
+                self.indexes.close(partition)  # the helper writes it
+        orders = rebuild_in_helpers(groups, self.store.directory, self.indexes.root, self.settings)
+        log.info("SLA due indexes of partitions %s rebuilt by %d helper processes: %d orders in %.2f s",
+                 sorted(orders), len(groups), sum(orders.values()), time.monotonic() - started)
+        return set(orders)
+
+    def _open(self, partition: int, how: str, replayed: set[bytes] | None) -> None:
+        """Open the index as `_plan` said ("rebuilt": by a helper, to be marked)."""
+        persisted = self.store.position(partition)
+        index = self.indexes.open(partition)
+        if how != "trust":
             started = time.monotonic()
-            if (
-                index.keeps_risks and replayed is not None and replayed[1] is not None
-                and replayed[0] == covered is not None
-            ):
-                orders = self._reindex(index, partition, replayed[1])
-                how = "caught up on the replayed tail"
-            else:
+            if how == "reindex":
+                assert replayed is not None
+                orders = self._reindex(index, partition, replayed)
+                log.info("SLA due index of partition %d caught up on the replayed tail: %d orders in %.2f s",
+                         partition, orders, time.monotonic() - started)
+            elif how == "rebuild":
                 index = self.indexes.reset(partition)
-                orders = self._rebuild(index, partition)
-                how = "rebuilt"
-            log.info(
-                "SLA due index of partition %d %s: %d orders in %.2f s",
-                partition, how, orders, time.monotonic() - started,
-            )
+                orders = rebuild(index, stored_states(self.store.open(partition)), self.policy, self.kind, self.thresholds)
+                log.info("SLA due index of partition %d rebuilt: %d orders in %.2f s",
+                         partition, orders, time.monotonic() - started)
             index.mark_risks_kept()
             if persisted is not None:
                 index.set_covered_offset(persisted)  # it reflects exactly the persisted states
@@ -356,31 +386,6 @@ class SlaChecks:
             index.schedule(state.order_id, deadlines)
             self._list(index, state, deadlines)
         return len(keys)
-
-    def _rebuild(self, index: DueIndex, partition: int) -> int:
-        """Index the partition's stored states, a chunk at a time."""
-        orders = 0
-        deadlines: list[tuple[str, dict[str, int]]] = []
-        breaches: list[tuple[str, list[dict[str, Any]], str | None, str | None]] = []
-        risks: list[tuple[str, dict[str, tuple[int, int]], str | None, str | None]] = []
-        for _key, raw in self.store.raw_items(partition):
-            state = OrderState.from_bytes(raw)
-            due = pending_deadlines(state, self.policy, self.kind)
-            deadlines.append((state.order_id, due))
-            if state.open_breaches:
-                breaches.append((state.order_id, state.open_breaches, state.channel, state.region))
-            if due:
-                milestones = open_milestones(state, self.policy, self.kind, due)
-                risks.append((state.order_id, milestones, state.channel, state.region))
-            if len(deadlines) >= _REBUILD_CHUNK:
-                orders += index.load(deadlines)
-                index.load_open_breaches(breaches)
-                index.load_risks(risks, self.thresholds)
-                deadlines, breaches, risks = [], [], []
-        orders += index.load(deadlines)
-        index.load_open_breaches(breaches)
-        index.load_risks(risks, self.thresholds)
-        return orders
 
     def _close(self, partition: int) -> None:
         self.ready.pop(partition, None)

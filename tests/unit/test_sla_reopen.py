@@ -91,3 +91,45 @@ def test_a_commit_that_moved_no_deadline_moves_the_mark(world, caplog) -> None:
     store.take_replayed(0)
     checks.mark_covered()
     assert reopen(checks, caplog) == "current"
+
+
+def test_helper_processes_rebuild_the_index_the_worker_builds_alone(tmp_path: Path, monkeypatch, caplog) -> None:
+    """Partitions holding many states are rebuilt by helper processes (sla_rebuild.py): the
+    index they leave is the one the worker builds itself, entry for entry, counts included."""
+    from streams.processors import sla_rebuild
+    from tables.sla import record_breach
+
+    monkeypatch.setattr(sla_rebuild, "HELPER_STATES", 100)
+    now = 1_700_000_000_000
+    results = {}
+    for processes in (2, 1):
+        settings = load_settings(
+            data_dir=tmp_path / str(processes), sla_clock="wall", app_id="reopen", partitions=3,
+            restore_processes=processes,
+        )
+        store = table_store(settings, "orders", OrderState.from_bytes, OrderState.to_bytes)
+        checks = SlaChecks(settings, store, lambda *args: False)
+        for partition, n in ((0, 300), (1, 150), (2, 20)):  # two partitions for helpers, one not
+            states = []
+            for i in range(n):
+                state = placed(f"SO-{partition}-{i}", now - (i % 7) * HOUR)
+                if i % 5 == 0:
+                    record_breach(state, "ACCEPTANCE", state.placed_at + 4 * HOUR, now, "wall")
+                states.append(state)
+            store.open(partition)
+            store.restore_batch(partition, [(s.order_id.encode(), s.to_bytes()) for s in states], n + 1)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="o2c.sla"):
+            checks.open({0, 1, 2})
+        said = " | ".join(r.getMessage() for r in caplog.records)
+        contents = {p: dict(checks.ready[p].db.items()) for p in range(3)}
+        results[processes] = (contents, checks.counts(), checks.risk_counts(), sorted(checks.ready))
+        checks.close_all()
+        store.close_all()
+        if processes == 2:
+            assert "partitions [0, 1] rebuilt by 2 helper processes: 360 orders" in said
+            assert "partition 2 rebuilt: 16 orders" in said  # breached orders have no deadline left
+        else:
+            assert "helper" not in said
+    assert results[2] == results[1]
+    assert results[2][1]  # breaches are in it
