@@ -33,9 +33,10 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.metrics import METRICS
+from streams.processors import sla_rebuild
 from streams.processors.due_index import DEFAULT_LIMIT, DueIndex, DueIndexes, StreamClock
-from streams.processors.sla_rebuild import delegated, rebuild, rebuild_in_helpers, stored_states
-from streams.runtime.processor import local_db_options, table_store
+from streams.processors.sla_rebuild import rebuild, rebuild_in_helpers, stored_states
+from streams.runtime.processor import local_db_options, spread, table_store
 from streams.runtime.store import PartitionedStore
 from streams.settings import Settings
 from tables.exceptions import BusinessException
@@ -332,7 +333,7 @@ class SlaChecks:
         """Rebuild the indexes of those `partitions` that hold many states in helper processes
         (streams/processors/sla_rebuild.py); the partitions rebuilt."""
         estimates = {p: self.store.open(p).property_int_value("rocksdb.estimate-num-keys") or 0 for p in partitions}
-        groups = delegated(estimates, self.helpers)
+        groups = spread(estimates, self.helpers, sla_rebuild.HELPER_STATES)
         if not groups:
             return set()
         started = time.monotonic()

@@ -15,7 +15,7 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,19 +67,6 @@ def stored_states(db: Rdict) -> Iterable[bytes]:
     for key, raw in db.items():
         if key != OFFSET_KEY:
             yield raw
-
-
-def delegated(estimates: Mapping[int, int], processes: int) -> list[list[int]]:
-    """The partitions helpers rebuild, one group per helper: those holding many states, spread
-    so that the groups hold about as many."""
-    big = sorted((p for p, n in estimates.items() if n >= HELPER_STATES), key=lambda p: -estimates[p])
-    groups: list[list[int]] = [[] for _ in range(min(processes, len(big)))]
-    loads = [0] * len(groups)
-    for partition in big if groups else ():
-        least = loads.index(min(loads))
-        groups[least].append(partition)
-        loads[least] += estimates[partition]
-    return groups
 
 
 def rebuild_in_helpers(groups: list[list[int]], orders_dir: Path, index_root: Path, settings: Settings) -> dict[int, int]:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from streams.contracts.schemas import CodecError
 from streams.metrics import METRICS
 from streams.runtime.partitioner import partition_of
+from streams.runtime.restore import spread as spread  # re-exported: helper processes' shares
 from streams.runtime.rocks import (
     PartitionIndexes as PartitionIndexes,  # re-exported: the processors' interface
 )

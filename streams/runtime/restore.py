@@ -51,6 +51,7 @@ def restore(
     uncommitted = Consumer({**base, "isolation.level": "read_uncommitted"})
     total = 0
     targets: dict[int, tuple[int, int]] = {}
+    running: list[_Helper] = []
     try:
         ends = _settled_ends(consumer, uncommitted, store.changelog_topic, partitions, settle_timeout)
         positions: dict[int, int | None] = {}
@@ -71,8 +72,8 @@ def restore(
             "recovery targets (active): %s",
             " ".join(f"{store.changelog_topic}[{p}]={a}..{b}" for p, (a, b) in sorted(targets.items())),
         )
-        delegated = _delegated(targets, helpers)
-        running = [_Helper.start(store, group, targets, dict(base)) for group in delegated]
+        delegated = spread({p: b - a for p, (a, b) in targets.items()}, helpers, HELPER_TAIL)
+        running.extend(_Helper.start(store, group, targets, dict(base)) for group in delegated)
         starts = [
             TopicPartition(store.changelog_topic, p, a)
             for p, (a, b) in sorted(targets.items())
@@ -84,6 +85,8 @@ def restore(
             total += helper.finish(store, positions)
         return total
     finally:
+        for helper in running:
+            helper.stop()  # a failure here: none outlives the restore
         consumer.close()
         uncommitted.close()
         METRICS.child(METRICS.table_recovery, store.name).set(time.monotonic() - started)
@@ -91,17 +94,16 @@ def restore(
             log.info("restored %d records of %s in %.2f s", total, store.changelog_topic, time.monotonic() - started)
 
 
-def _delegated(targets: Mapping[int, tuple[int, int]], helpers: int) -> list[list[int]]:
-    """The partitions helper processes replay, one group per helper: those with a long tail,
-    longest first, spread so that the groups' tails are about equal."""
-    tails = {p: b - a for p, (a, b) in targets.items() if b - a >= HELPER_TAIL}
-    long = sorted(tails, key=lambda p: -tails[p])
-    groups: list[list[int]] = [[] for _ in range(min(helpers, len(long)))]
+def spread(sizes: Mapping[int, int], processes: int, at_least: int) -> list[list[int]]:
+    """The partitions worth a helper process (`sizes` at least `at_least`), in at most
+    `processes` groups of about equal total size, largest first: one group per helper."""
+    big = sorted((p for p, n in sizes.items() if n >= at_least), key=lambda p: -sizes[p])
+    groups: list[list[int]] = [[] for _ in range(min(processes, len(big)))]
     loads = [0] * len(groups)
-    for partition in long if groups else ():
+    for partition in big if groups else ():
         least = loads.index(min(loads))
         groups[least].append(partition)
-        loads[least] += tails[partition]
+        loads[least] += sizes[partition]
     return groups
 
 
@@ -138,6 +140,11 @@ class _Helper:
         proc.stdin.write(json.dumps(job).encode())
         proc.stdin.close()
         return cls(proc, partitions)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def finish(self, store: PartitionedStore[Any], positions: Mapping[int, int | None]) -> int:
         """Wait for the helper, reopen its partitions and note what it replayed; its record count."""
