@@ -83,3 +83,25 @@ def test_pauses_reach_the_metric_by_generation(collector):
     generations = [generation for generation, _ in seen]
     assert 0 in generations and 2 in generations
     assert all(seconds >= 0 for _, seconds in seen)
+
+
+def test_full_collections_that_pause_long_and_free_little_are_spaced_out():
+    policy = Collector(lambda generation, seconds: None, full_interval=600.0, max_full_interval=3600.0,
+                       pause_budget=0.001)
+    assert policy.next_full_interval(0.05, 100_000, 10) == 600.0  # short pause: the base interval
+    assert policy.next_full_interval(2.35, 1_569_419, 2_144) == 2350.0  # the 200k-order worker
+    assert policy.next_full_interval(9.0, 5_000_000, 0) == 3600.0  # never further apart than this
+    assert policy.next_full_interval(2.35, 1_569_419, 20_000) == 600.0  # freeing much: as often as before
+
+
+def test_the_next_full_collection_is_scheduled_by_the_last_ones_pause():
+    clock = Clock()
+    policy = Collector(lambda generation, seconds: None, clock=clock, full_interval=60.0, pause_budget=1.0)
+    clock.now = 60.0
+    policy.tick()  # any pause of a test process is under 60 s: the base interval
+    assert policy._next_full == 120.0
+    policy.pause_budget = 1e-9  # now any pause is long for the budget: as far apart as allowed
+    clock.now = 120.0
+    policy.tick()
+    assert policy._next_full == 120.0 + policy.max_full_interval
+    gc.unfreeze()
