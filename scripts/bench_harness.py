@@ -130,6 +130,17 @@ def end_offsets(settings, roles: tuple[str, ...] = ORDER_ROLES) -> dict[tuple[st
         consumer.close()
 
 
+def all_committed(client, group: str) -> int:
+    """Sum of the group's committed offsets over every partition it committed (internal topics
+    too: at the end of a large backlog the allocation loop may still be catching up while the
+    inputs wait for it, which is progress)."""
+    try:
+        result = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=5)
+        return sum(max(tp.offset, 0) for tp in result[group].result().topic_partitions if tp.error is None)
+    except KafkaException:
+        return 0
+
+
 def committed_of(client, group: str, partitions: list[tuple[str, int]]) -> int:
     """Sum of the group's committed offsets over the input partitions (0 where none yet)."""
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in partitions])
@@ -266,7 +277,7 @@ def measure_worker(
         if started_hook is not None:
             started_hook(proc)
         last_change = started
-        previous = -1
+        previous = previous_all = -1
         while True:
             for p, path in zip(procs, log_paths):
                 if p.poll() is not None:
@@ -275,6 +286,10 @@ def measure_worker(
             now = time.monotonic()
             if committed != previous:
                 last_change, previous = now, committed
+            elif now - last_change > 60:
+                progress = all_committed(client, group)
+                if progress != previous_all:
+                    last_change, previous_all = now, progress
             if committed > 0:
                 if not run.samples:
                     run.ready_s = now - started
@@ -286,7 +301,7 @@ def measure_worker(
                     run.cpu.append(cpu())
                     break
             if now - last_change > 180:
-                raise RuntimeError(f"{label}: no committed progress for 180 s; see {log_path}")
+                raise RuntimeError(f"{label}: no committed progress on any topic for 180 s; see {log_path}")
             time.sleep(0.05)
         if after is not None:
             after(proc, run)
