@@ -257,7 +257,10 @@ def start_until_ready(label: str, env: dict[str, str], workdir: Path, timeout: f
 
 
 _RESTORED = re.compile(r"restored (\d+) records of (\S+) in ([\d.]+) s")
-_INDEXED = re.compile(r"SLA due index of partition \d+ (rebuilt|caught up on the replayed tail): (\d+) orders in ([\d.]+) s")
+_INDEXED = re.compile(
+    r"SLA due index(?:es)? of partitions? [\d, \[\]]+ (rebuilt(?: by \d+ helper processes)?|caught up on the replayed"
+    r" tail): (\d+) orders in ([\d.]+) s"
+)
 
 
 def log_figures(log_path: Path) -> tuple[int, float, str]:
