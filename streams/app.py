@@ -157,7 +157,7 @@ def build_runtime(settings: Settings, processors: list[Any], on_fatal: Any) -> R
         max_task_idle=settings.max_task_idle,
         alignment_horizon=settings.alignment_horizon,
         buffered_records=settings.buffered_records_per_partition,
-        restore_processes=settings.restore_processes,
+        restore_helpers=settings.restore_helpers,
     )
 
 

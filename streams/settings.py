@@ -6,6 +6,7 @@ clone runs with no configuration at all.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -115,10 +116,10 @@ class Settings(BaseSettings):
         "SLA index partition of the worker (docs/runtime.md)."
     )
     restore_processes: int = Field(
-        0, ge=0, description="Processes that restore a worker's tables from their changelogs in "
-        "parallel, the worker included: partitions with a long tail are replayed by helper "
-        "processes (0: one per core; 1: the worker alone). rocksdict holds the interpreter lock while "
-        "it writes, so one process restores about 36k records/s (docs/runtime.md)."
+        0, ge=0, description="Processes that replay long changelog tails and rebuild SLA indexes side "
+        "by side after an assignment (helpers, sharing O2C_ROCKSDB_MEMORY_MB; the worker waits for "
+        "them): rocksdict holds the interpreter lock while it writes, so one process restores about "
+        "36k records/s. 0: one per core, at most 4; 1: the worker alone (docs/runtime.md)."
     )
     changelog_segment_mb: int = Field(
         64, ge=1, description="Segment size (MiB) of the changelog topics this app creates: the log "
@@ -248,6 +249,12 @@ class Settings(BaseSettings):
         from streams.api.auth import parse_tokens
 
         return parse_tokens(self.api_tokens.get_secret_value())
+
+    @property
+    def restore_helpers(self) -> int:
+        """Helper processes a restore or an SLA index rebuild may start (`restore_processes`)."""
+        processes = self.restore_processes or min(4, len(os.sched_getaffinity(0)))
+        return processes if processes > 1 else 0
 
     @cached_property
     def sla_policy(self) -> SlaPolicy:

@@ -27,7 +27,6 @@ design. Here:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,8 +66,7 @@ class SlaChecks:
         self.kind = settings.sla_clock
         self.thresholds = settings.risk_thresholds
         self.settings = settings  # what a rebuild helper needs (sla_rebuild.py)
-        processes = settings.restore_processes or os.cpu_count() or 1
-        self.helpers = processes if processes > 1 else 0
+        self.helpers = settings.restore_helpers
         self.clock = StreamClock(self.kind)
         self.indexes = DueIndexes(settings.data_dir / f"{settings.app_id}-sla-due", local_db_options(settings))
         self.ready: dict[int, DueIndex] = {}  # partition -> index, open and current

@@ -79,7 +79,7 @@ def rebuild_in_helpers(groups: list[list[int]], orders_dir: Path, index_root: Pa
             "sla_policy_path": str(settings.sla_policy_path) if settings.sla_policy_path is not None else None,
             "sla_clock": settings.sla_clock,
             "sla_risk_thresholds": settings.sla_risk_thresholds,
-            "rocksdb_memory_mb": settings.rocksdb_memory_mb,
+            "rocksdb_memory_mb": max(16, settings.rocksdb_memory_mb // len(groups)),  # shared by the helpers
         },
     }
     procs = []

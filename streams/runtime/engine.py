@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -551,15 +550,15 @@ class Runtime:
         max_task_idle: float = 0.0,
         alignment_horizon: float = 5.0,
         buffered_records: int = 5_000,
-        restore_processes: int = 1,
+        restore_helpers: int = 0,
     ) -> None:
         """`standby_partitions`: the stores' partition count, to keep standby copies of every
         partition this worker does not process (0: no standbys). `max_task_idle`: see `Task`.
         `alignment_horizon`: records whose business time is less than this many seconds old are
         processed without waiting for the senders of internal topics (`Task.horizon`).
         `buffered_records`: records buffered per input partition before fetching it pauses
-        (resumed once a fifth is left). `restore_processes`: processes restoring in parallel, this
-        one included (0: one per core; see streams/runtime/restore.py)."""
+        (resumed once a fifth is left). `restore_helpers`: helper processes a restore may start
+        (streams/runtime/restore.py)."""
         self.processors = list(processors)
         self.standby_partitions = standby_partitions
         self.standby_consumer: Consumer | None = None
@@ -574,8 +573,7 @@ class Runtime:
         self._consumer_config = dict(consumer_config)
         self._producer_config = dict(producer_config)
         self._restore_config = dict(restore_config)
-        processes = restore_processes or os.cpu_count() or 1
-        self._restore_helpers = processes if processes > 1 else 0
+        self._restore_helpers = restore_helpers
         # A dead owner's open transaction is aborted by the broker after its timeout: restores
         # wait that long at most for its changelog partitions to settle (`_settled_ends`).
         self._settle_timeout = int(self._producer_config.get("transaction.timeout.ms", 60_000)) / 1000 + 30

@@ -73,7 +73,7 @@ def restore(
             " ".join(f"{store.changelog_topic}[{p}]={a}..{b}" for p, (a, b) in sorted(targets.items())),
         )
         delegated = spread({p: b - a for p, (a, b) in targets.items()}, helpers, HELPER_TAIL)
-        running.extend(_Helper.start(store, group, targets, dict(base)) for group in delegated)
+        running.extend(_Helper.start(store, group, targets, dict(base), len(delegated)) for group in delegated)
         starts = [
             TopicPartition(store.changelog_topic, p, a)
             for p, (a, b) in sorted(targets.items())
@@ -117,8 +117,9 @@ class _Helper:
     @classmethod
     def start(
         cls, store: PartitionedStore[Any], partitions: list[int], targets: Mapping[int, tuple[int, int]],
-        config: dict[str, Any],
+        config: dict[str, Any], helpers: int,
     ) -> _Helper:
+        """Start replaying `partitions` (their DBs closed here); `helpers` share the store's memory budget."""
         with store.mutex:  # the helper opens these DBs: RocksDB allows one process at a time
             for partition in partitions:
                 store.standby_current.discard(partition)  # no standby reads from it meanwhile
@@ -128,7 +129,7 @@ class _Helper:
         job = {
             "topic": store.changelog_topic,
             "directory": str(store.directory),
-            "memory_mb": store.memory_mb,
+            "memory_mb": None if store.memory_mb is None else max(16, store.memory_mb // helpers),
             "config": {k: v for k, v in config.items() if isinstance(v, str | int | float | bool)},  # not the logger
             "starts": {str(p): targets[p][0] for p in partitions},
             "track": store.track_replays,

@@ -55,9 +55,9 @@ def test_helper_processes_restore_what_the_worker_restores_alone(
     started: list[list[int]] = []
     start = restoring._Helper.start
 
-    def counted(store, partitions, targets, config):  # type: ignore[no-untyped-def]
+    def counted(store, partitions, targets, config, helpers):  # type: ignore[no-untyped-def]
         started.append(sorted(partitions))
-        return start(store, partitions, targets, config)
+        return start(store, partitions, targets, config, helpers)
 
     monkeypatch.setattr(restoring._Helper, "start", counted)
     config = {"bootstrap.servers": bootstrap_servers}
