@@ -353,7 +353,7 @@ class Task:
         earlier record."""
         lanes = self.lanes
         taken: list[Record] = []
-        live_from = int(time.time() * 1000 - self.horizon * 1000)
+        live_from, live_until = self._live_window()
         awaits = self.awaits
         keys: set[bytes | None] | None = set() if awaits is not None and self.ranked_internal else None
         self.cut = False
@@ -400,7 +400,7 @@ class Task:
                     return taken
             elif self.idle_deadline is not None and not waiting:
                 self.idle_deadline = None  # every source has data again: the next gap waits anew
-            if best_ts >= live_from:  # live traffic does not wait: latency first (`alignment_horizon`)
+            if live_from <= best_ts <= live_until:  # live traffic does not wait: latency first (`alignment_horizon`)
                 waits_for_senders = False
             elif keys is None:
                 waits_for_senders = True
@@ -440,6 +440,16 @@ class Task:
         self.waiting_since = None
         return taken
 
+    def _live_window(self) -> tuple[int, int]:
+        """Business times counted as live traffic, which never waits for senders: within
+        `horizon` of the wall clock, on either side. Not simply "recent": a stream dated in the
+        future (a simulation running past today, a replay shifted forward) is a backlog like one in
+        the past. Counted as live, it went unaligned: at 200k simulated orders, whose business time
+        passes today a third of the way in, the inventory side ran fifteen months of business
+        time ahead of the order side and stamped its answers accordingly (issue 13)."""
+        now_ms = time.time() * 1000
+        return int(now_ms - self.horizon * 1000), int(now_ms + self.horizon * 1000)
+
     def ready(self, now: float) -> bool:
         """Something to process now: what `take` would return is not empty (the same rule,
         without consuming nor starting a wait)."""
@@ -465,7 +475,8 @@ class Task:
             return False
         if waiting and self.max_idle > 0 and (self.idle_deadline is None or now < self.idle_deadline):
             return False
-        if best_ts >= time.time() * 1000 - self.horizon * 1000:
+        live_from, live_until = self._live_window()
+        if live_from <= best_ts <= live_until:
             return True
         if self.awaits is not None:
             best = self.lanes[best_rank]

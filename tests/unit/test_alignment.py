@@ -278,3 +278,19 @@ def test_a_silent_sender_is_waited_for_as_long_as_the_runtime_allows_then_passed
     assert not t.internal_lanes["requests"][1].silent
     assert drain(t, now=15.5) == [("inventory", 100)]  # past it: goes on without sender 1 (logged)
     assert t.internal_lanes["requests"][1].silent
+
+
+def test_live_traffic_goes_unaligned_but_a_stream_dated_in_the_future_waits():
+    """Live means within the alignment horizon of the wall clock, on either side: a simulation
+    whose business time runs past today is a backlog and must stay aligned (at 200k simulated
+    orders the inventory side ran fifteen months ahead of the order side when it was not)."""
+    import time
+
+    now_ms = int(time.time() * 1000)
+    for ts, waits in ((now_ms - 1_000, False), (now_ms + 1_000, False), (now_ms + 86_400_000, True),
+                      (now_ms - 86_400_000, True)):
+        t = inventory_task()
+        t.add(source(0, ts))
+        t.end_of("inventory")
+        assert t.ready(0.0) is not waits
+        assert drain(t) == ([] if waits else [("inventory", ts)]), ts
