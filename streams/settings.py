@@ -84,8 +84,9 @@ class Settings(BaseSettings):
     alignment_horizon: float = Field(
         5.0, ge=0, description="An agent reading what another agent sends (the allocation saga) waits "
         "until that agent's progress in business time is past the record it would process next, so "
-        "a backlog gives the same outcome however it is fetched; records whose business time is less "
-        "than this many seconds old (live traffic) go without waiting: latency first (docs/runtime.md)."
+        "a backlog gives the same outcome however it is fetched; records whose business time is within "
+        "this many seconds of the wall clock (live traffic) go without waiting: latency first "
+        "(docs/runtime.md)."
     )
     align_answers: bool = Field(
         False, description="The order agent also waits for the inventory agent's progress before an "
