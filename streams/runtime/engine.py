@@ -257,7 +257,7 @@ class Task:
     topics: list[str]
     max_idle: float = 0.0
     senders: Mapping[str, int] = field(default_factory=dict)  # internal topic -> sending tasks
-    horizon: float = 5.0  # s: records with a business time this close to now do not wait for senders
+    horizon: float = 5.0  # s: records with a business time this close to now (either side) do not wait for senders
     awaits: Callable[[Record], bool] | None = None  # which source records wait for senders (None: all)
     # s: how long an internal input's sender may stay silent before the task goes on without it;
     # frontiers travel with the sender's commits, so the runtime raises it when commits are slow
@@ -565,8 +565,8 @@ class Runtime:
     ) -> None:
         """`standby_partitions`: the stores' partition count, to keep standby copies of every
         partition this worker does not process (0: no standbys). `max_task_idle`: see `Task`.
-        `alignment_horizon`: records whose business time is less than this many seconds old are
-        processed without waiting for the senders of internal topics (`Task.horizon`).
+        `alignment_horizon`: records whose business time is within this many seconds of the wall
+        clock are processed without waiting for the senders of internal topics (`Task.horizon`).
         `buffered_records`: records buffered per input partition before fetching it pauses
         (resumed once a fifth is left). `restore_helpers`: helper processes a restore may start
         (streams/runtime/restore.py)."""
